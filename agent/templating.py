@@ -1,0 +1,100 @@
+"""Rendering of the Jinja templates that hold every piece of injected text.
+
+Built-in templates live in ``templates/<platform>/`` (installed as the package
+``webid_agent_templates``). A user directory given with ``--templates`` is
+searched first, so it may override one template and inherit the others.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from agent.errors import ConfigError
+
+__all__ = ["builtin_templates_dir", "render", "render_json", "render_yaml"]
+
+
+def builtin_templates_dir() -> Path:
+    """The folder of the templates shipped with webid-agent."""
+    return Path(str(files("webid_agent_templates")))
+
+
+def _environment(platform: str, templates_dir: Path | None) -> jinja2.Environment:
+    search = []
+    if templates_dir is not None:
+        if not templates_dir.is_dir():
+            raise ConfigError("templates folder not found", where=str(templates_dir))
+        search.append(str(templates_dir / platform))
+    search.append(str(builtin_templates_dir() / platform))
+    env = jinja2.Environment(  # noqa: S701 - renders YAML/HCL/JSON, never HTML
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["tojson"] = lambda value: json.dumps(value)
+    return env
+
+
+def render(
+    platform: str,
+    name: str,
+    context: dict[str, Any],
+    *,
+    templates_dir: Path | None = None,
+) -> str:
+    """Render ``templates/<platform>/<name>`` with ``context``."""
+    env = _environment(platform, templates_dir)
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"template {platform}/{name} not found") from exc
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(
+            f"{exc.message}", where=f"template {platform}/{name}"
+        ) from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            exc.message or "syntax error", where=f"{exc.filename}:{exc.lineno}"
+        ) from exc
+
+
+def render_yaml(
+    platform: str,
+    name: str,
+    context: dict[str, Any],
+    *,
+    templates_dir: Path | None = None,
+) -> Any:
+    """Render a template and parse the result as YAML."""
+    text = render(platform, name, context, templates_dir=templates_dir)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"rendered template is not valid YAML: {exc}", where=f"{platform}/{name}"
+        ) from exc
+
+
+def render_json(
+    platform: str,
+    name: str,
+    context: dict[str, Any],
+    *,
+    templates_dir: Path | None = None,
+) -> Any:
+    """Render a template and parse the result as JSON."""
+    text = render(platform, name, context, templates_dir=templates_dir)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"rendered template is not valid JSON: {exc}", where=f"{platform}/{name}"
+        ) from exc
