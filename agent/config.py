@@ -25,6 +25,9 @@ from agent.errors import ConfigError
 
 __all__ = [
     "AUTH_METHODS",
+    "CONFIG_META_KEY",
+    "ENGINE_OPTION_NAMES",
+    "config_default",
     "PROVIDERS",
     "Secret",
     "Settings",
@@ -83,7 +86,7 @@ class Settings:
     audience: str | None = None
     issuer: str | None = None
     extra_params: tuple[tuple[str, str], ...] = ()
-    token_file: Path = Path(TOKEN_PATH)
+    token_file: Path | None = Path(TOKEN_PATH)
     file_mode: int = 0o644
     file_uid: int | None = None
     file_gid: int | None = None
@@ -300,11 +303,38 @@ ENGINE_OPTION_NAMES = tuple(
 )
 
 
+CONFIG_META_KEY = "webid_agent.config"
+
+
+def config_default(name: str, fallback: Any = None) -> Callable[[], Any]:
+    """A click default that reads ``name`` from the ``--config`` file, if any."""
+
+    def read() -> Any:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            values = ctx.find_root().meta.get(CONFIG_META_KEY, {})
+            if name in values:
+                return values[name]
+        return fallback
+
+    return read
+
+
 def engine_options(func: F) -> F:
-    """Decorate a click command with every engine option (``WEBID_<NAME>`` env)."""
+    """Decorate a click command with every engine option.
+
+    Each reads ``WEBID_<NAME>`` from the environment, then the config file.
+    """
     for decls, attrs in reversed(_OPTIONS):
-        envvar = "WEBID_" + decls[0].lstrip("-").replace("-", "_").upper()
-        func = click.option(*decls, envvar=envvar, show_envvar=True, **attrs)(func)
+        name = decls[0].lstrip("-").replace("-", "_")
+        fallback = () if attrs.get("multiple") else None
+        func = click.option(
+            *decls,
+            envvar=f"WEBID_{name.upper()}",
+            show_envvar=True,
+            default=config_default(name, fallback),
+            **attrs,
+        )(func)
     return func
 
 
@@ -322,8 +352,14 @@ def _parse_owner(value: str) -> tuple[int | None, int | None]:
         ) from exc
 
 
-def settings_from_options(options: Mapping[str, Any]) -> Settings:
-    """Build validated Settings from click's keyword arguments."""
+def settings_from_options(
+    options: Mapping[str, Any], *, default_token_file: str | None = TOKEN_PATH
+) -> Settings:
+    """Build validated Settings from click's keyword arguments.
+
+    ``default_token_file=None`` leaves the token file unset when no option
+    names one (``webid-agent token`` then prints claims instead of writing).
+    """
     opts = {k: v for k, v in options.items() if v not in (None, "", ())}
     client_id = str(opts.get("client_id", ""))
     if not client_id and opts.get("client_id_file"):
@@ -370,7 +406,7 @@ def settings_from_options(options: Mapping[str, Any]) -> Settings:
         audience=opts.get("audience"),
         issuer=opts.get("issuer"),
         extra_params=tuple(extra),
-        token_file=_path(opts.get("token_file")) or Path(TOKEN_PATH),
+        token_file=_path(opts.get("token_file") or default_token_file),
         file_mode=mode,
         file_uid=uid,
         file_gid=gid,

@@ -1,0 +1,151 @@
+"""The ``webid-agent`` command line: global options, lazy commands, error exits.
+
+Commands are imported only when invoked, and injector plugins only when one
+of theirs is: ``webid-agent aws credential-process`` never imports Docker,
+Kubernetes or HCL libraries. Errors are raised as :class:`WebIdError` and
+turned into one redacted line on stderr and the error's exit code here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent import __version__
+from agent.config import CONFIG_META_KEY, load_config_file
+from agent.errors import WebIdError
+from agent.logsetup import configure, redact
+from agent.plugins import available, load
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger(__name__)
+
+# name -> "module:attribute" of the engine's own commands
+BUILTIN_COMMANDS = {
+    "run": "agent.commands:run",
+    "token": "agent.commands:token",
+    "inject": "agent.cli:inject",
+}
+
+
+def _import(target: str) -> click.Command:
+    module, _, attr = target.partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    commands: dict[str, click.Command] = {}
+    for name in available():
+        for command in load(name).commands:
+            if command.name:
+                commands[command.name] = command
+    return commands
+
+
+class RootGroup(click.Group):
+    """The top level: built-in commands plus those plugins contribute."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(BUILTIN_COMMANDS) | set(_plugin_commands()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in BUILTIN_COMMANDS:
+            return _import(BUILTIN_COMMANDS[cmd_name])
+        return _plugin_commands().get(cmd_name)
+
+
+class InjectGroup(click.Group):
+    """``webid-agent inject PLATFORM``: one subcommand per injector plugin."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in available() if load(name).inject is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in available():
+            return None
+        return load(cmd_name).inject
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="WEBID_CONFIG",
+    show_envvar=True,
+    help="YAML or TOML file with the same keys as the options.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    envvar="WEBID_LOG_LEVEL",
+    show_envvar=True,
+    show_default=True,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="WEBID_LOG_FORMAT",
+    show_envvar=True,
+    show_default=True,
+)
+@click.version_option(__version__, prog_name="webid-agent")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_file: Path | None, log_level: str, log_format: str
+) -> None:
+    """Short-lived AWS credentials for any workload, from an external OIDC IdP.
+
+    \b
+    Examples:
+      webid-agent token --authority https://idp.example/tenant1 \\
+          --client-id my-app --client-secret-file secret.txt
+      webid-agent run --config /etc/webid-agent.yaml
+      webid-agent docker --role-arn arn:aws:iam::111122223333:role/app \\
+          run --rm my-image
+    """
+    configure(log_level, log_format)
+    ctx.meta[CONFIG_META_KEY] = load_config_file(config_file) if config_file else {}
+
+
+@cli.group(cls=InjectGroup)
+def inject() -> None:
+    """Rewrite a workload definition so its containers get AWS credentials.
+
+    \b
+    Examples:
+      webid-agent inject nomad job.nomad.hcl -o job.injected.hcl
+      webid-agent inject k8s deployment.yaml | kubectl apply -f -
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; a WebIdError becomes one line on stderr and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="webid-agent", standalone_mode=False)
+    except WebIdError as exc:
+        click.echo(f"webid-agent: error: {redact(exc.format())}", err=True)
+        log.debug("error details", exc_info=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("webid-agent: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

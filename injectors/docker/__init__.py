@@ -1,0 +1,1 @@
+"""The Docker injector: ``webid-agent docker run`` with a token sidecar."""
