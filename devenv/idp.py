@@ -349,7 +349,7 @@ def start_idp(
     key_file = workdir / "server-key.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     server_cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-    _write_private(key_file, server_cert.private_key_pem.bytes())
+    write_private_file(key_file, server_cert.private_key_pem.bytes())
 
     registered = {c.client_id: c for c in (clients or default_clients())}
     for client in registered.values():
@@ -365,7 +365,7 @@ def start_idp(
         "clients": [_client_config(c) for c in registered.values()],
     }
     config_file = workdir / "idp-config.json"
-    _write_private(config_file, json.dumps(config, indent=2).encode())
+    write_private_file(config_file, json.dumps(config, indent=2).encode())
 
     log_file = workdir / "idp.log"
     argv = [
@@ -468,7 +468,8 @@ def _tail(path: Path, limit: int = 4000) -> str:
         return f"(no log: {exc})"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by the owner only (0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -503,7 +504,7 @@ def _make_client_cert(name: str, workdir: Path) -> tuple[Path, Path]:
     cert_file = workdir / f"{name}.pem"
     key_file = workdir / f"{name}-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(
+    write_private_file(
         key_file,
         key.private_bytes(
             serialization.Encoding.PEM,
