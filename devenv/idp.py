@@ -28,6 +28,7 @@ import os
 import secrets
 import selectors
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -339,6 +340,8 @@ def start_idp(
     node = shutil.which("node")
     if node is None:
         raise IdpError("node not found on PATH; install node >= 20")
+    if port:
+        _check_port_free(port)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -409,6 +412,17 @@ def start_idp(
         resources={DEFAULT_RESOURCE: audience, OTHER_RESOURCE: OTHER_AUDIENCE},
         process=proc,
     )
+
+
+def _check_port_free(port: int) -> None:
+    # node's listen() on a busy port has been seen to hang instead of failing
+    # with EADDRINUSE (rarely, in a gVisor sandbox), so check first.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise IdpError(f"port {port} on 127.0.0.1 is not free: {exc}") from exc
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log_file: Path, timeout: float) -> str:
