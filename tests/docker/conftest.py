@@ -68,15 +68,26 @@ def wrapper(
 
     def argv(*extra: str, client_id: str = "webid-secret") -> list[str]:
         return [
-            sys.executable, "-m", "agent", "docker",
-            "--role-arn", role_arn,
-            "--authority", idp.issuer,
-            "--client-id", client_id,
-            "--client-secret-file", str(secret_file),
-            "--ca-bundle", str(idp.ca_file),
-            "--audience", idp.audience,
-            "--image", agent_image,
-            "--first-token-timeout", "30",
+            sys.executable,
+            "-m",
+            "agent",
+            "docker",
+            "--role-arn",
+            role_arn,
+            "--authority",
+            idp.issuer,
+            "--client-id",
+            client_id,
+            "--client-secret-file",
+            str(secret_file),
+            "--ca-bundle",
+            str(idp.ca_file),
+            "--audience",
+            idp.audience,
+            "--image",
+            agent_image,
+            "--first-token-timeout",
+            "30",
             *extra,
             "run",
         ]
@@ -88,16 +99,23 @@ def wrapper(
 def app_env(checked_sts: Any) -> list[str]:
     """docker run options pointing the app's SDK at the STS stand-in."""
     return [
-        "--network", "host",
-        "-e", f"AWS_ENDPOINT_URL_STS={checked_sts.endpoint_url}",
-        "-e", "AWS_DEFAULT_REGION=us-east-1",
+        "--network",
+        "host",
+        "-e",
+        f"AWS_ENDPOINT_URL_STS={checked_sts.endpoint_url}",
+        "-e",
+        "AWS_DEFAULT_REGION=us-east-1",
     ]
 
 
 def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command, capture its output, never raise on exit codes."""
     return subprocess.run(  # noqa: S603
-        argv, capture_output=True, text=True, timeout=timeout, check=False,
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         env=os.environ.copy(),
     )
 

@@ -11,23 +11,43 @@ from injectors.docker.args import parse_run_args
 
 CASES = [
     (["img"], "img", [], None, False, set()),
-    (["--rm", "-it", "img", "sh", "-c", "echo hi"], "img", ["sh", "-c", "echo hi"],
-     None, False, set()),
+    (
+        ["--rm", "-it", "img", "sh", "-c", "echo hi"],
+        "img",
+        ["sh", "-c", "echo hi"],
+        None,
+        False,
+        set(),
+    ),
     (["-d", "--name", "x", "img"], "img", [], None, True, set()),
     (["-dit", "img", "--flag-of-app"], "img", ["--flag-of-app"], None, True, set()),
     (["--network", "host", "img"], "img", [], "host", False, set()),
     (["--net=container:db", "img"], "img", [], "container:db", False, set()),
-    (["-e", "AWS_ROLE_ARN=mine", "--env=A=1", "-eB=2", "img"], "img", [], None,
-     False, {"AWS_ROLE_ARN", "A", "B"}),
+    (
+        ["-e", "AWS_ROLE_ARN=mine", "--env=A=1", "-eB=2", "img"],
+        "img",
+        [],
+        None,
+        False,
+        {"AWS_ROLE_ARN", "A", "B"},
+    ),
     (["-e", "AWS_REGION", "img"], "img", [], None, False, {"AWS_REGION"}),
-    (["-v", "/a:/b", "-p", "80:80", "--user", "1000", "img", "cmd"], "img", ["cmd"],
-     None, False, set()),
+    (
+        ["-v", "/a:/b", "-p", "80:80", "--user", "1000", "img", "cmd"],
+        "img",
+        ["cmd"],
+        None,
+        False,
+        set(),
+    ),
     (["--detach=false", "img"], "img", [], None, False, set()),
     (["--", "img", "-v"], "img", ["-v"], None, False, set()),
 ]
 
 
-@pytest.mark.parametrize(("argv", "image", "command", "network", "detach", "env"), CASES)
+@pytest.mark.parametrize(
+    ("argv", "image", "command", "network", "detach", "env"), CASES
+)
 def test_parse(
     argv: list[str],
     image: str,

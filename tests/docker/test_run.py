@@ -38,10 +38,20 @@ def test_non_root_app_reads_a_valid_token(
     user: str,
     leftovers: Callable[[], list[str]],
 ) -> None:
-    result = run([
-        *wrapper(), "--rm", "--network", "host", "--user", user, app_image,
-        "sh", "-c", 'id -u; cat "$AWS_WEB_IDENTITY_TOKEN_FILE"; echo; echo "$AWS_ROLE_ARN"',
-    ])
+    result = run(
+        [
+            *wrapper(),
+            "--rm",
+            "--network",
+            "host",
+            "--user",
+            user,
+            app_image,
+            "sh",
+            "-c",
+            'id -u; cat "$AWS_WEB_IDENTITY_TOKEN_FILE"; echo; echo "$AWS_ROLE_ARN"',
+        ]
+    )
 
     assert result.returncode == 0, result.stderr
     uid, token, role = result.stdout.split()
@@ -56,10 +66,18 @@ def test_non_root_app_reads_a_valid_token(
 def test_token_mount_is_read_only_for_the_app(
     wrapper: Callable[..., list[str]], app_image: str
 ) -> None:
-    result = run([
-        *wrapper(), "--rm", "--network", "host", app_image,
-        "sh", "-c", 'echo x > "$AWS_WEB_IDENTITY_TOKEN_FILE"',
-    ])
+    result = run(
+        [
+            *wrapper(),
+            "--rm",
+            "--network",
+            "host",
+            app_image,
+            "sh",
+            "-c",
+            'echo x > "$AWS_WEB_IDENTITY_TOKEN_FILE"',
+        ]
+    )
 
     assert result.returncode != 0
     assert "Read-only file system" in result.stderr
@@ -70,7 +88,9 @@ def test_app_exit_code_is_returned_and_everything_removed(
     app_image: str,
     leftovers: Callable[[], list[str]],
 ) -> None:
-    result = run([*wrapper(), "--rm", "--network", "host", app_image, "sh", "-c", "exit 7"])
+    result = run(
+        [*wrapper(), "--rm", "--network", "host", app_image, "sh", "-c", "exit 7"]
+    )
 
     assert result.returncode == 7
     assert leftovers() == []
@@ -80,10 +100,20 @@ def test_user_variable_wins_with_a_warning(
     wrapper: Callable[..., list[str]], app_image: str
 ) -> None:
     mine = "arn:aws:iam::111122223333:role/mine"
-    result = run([
-        *wrapper(), "--rm", "--network", "host", "-e", f"AWS_ROLE_ARN={mine}",
-        app_image, "sh", "-c", 'echo "$AWS_ROLE_ARN $AWS_WEB_IDENTITY_TOKEN_FILE"',
-    ])
+    result = run(
+        [
+            *wrapper(),
+            "--rm",
+            "--network",
+            "host",
+            "-e",
+            f"AWS_ROLE_ARN={mine}",
+            app_image,
+            "sh",
+            "-c",
+            'echo "$AWS_ROLE_ARN $AWS_WEB_IDENTITY_TOKEN_FILE"',
+        ]
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [mine, "/var/run/secrets/webid/token"]
@@ -157,7 +187,9 @@ def test_detached_app_keeps_sidecar_until_it_ends(
     docker_client: Any,
     leftovers: Callable[[], list[str]],
 ) -> None:
-    result = run([*wrapper(), "-d", "--rm", "--network", "host", app_image, "sleep", "3"])
+    result = run(
+        [*wrapper(), "-d", "--rm", "--network", "host", app_image, "sleep", "3"]
+    )
 
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip()) == 64  # the app's container id
