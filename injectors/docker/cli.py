@@ -14,6 +14,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -132,6 +134,13 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
     help="Seconds to wait for the sidecar's first token.",
 )
 @click.option(
+    "--stop-grace",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds an app may ignore a forwarded signal before it is stopped.",
+)
+@click.option(
     "--templates",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="WEBID_TEMPLATES",
@@ -186,6 +195,7 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
         )
     image = options.pop("image")
     timeout = options.pop("first_token_timeout")
+    grace = options.pop("stop_grace")
     templates = options.pop("templates")
     workload = WorkloadEnv(
         role_arn=role_arn,
@@ -211,7 +221,16 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
         templates_dir=templates,
     )
     interrupted: list[int] = []
-    with _forwarded_signals(interrupted) as forward:
+
+    def stop_app() -> None:
+        selector = {
+            "label": [f"{LABEL_SESSION}={session.session_id}", f"{LABEL_ROLE}=app"]
+        }
+        for container in client.containers.list(filters=selector):
+            log.warning("the app ignored the signal; stopping %s", container.name)
+            container.stop(timeout=5)
+
+    with _forwarded_signals(interrupted, stop_app=stop_app, grace=grace) as forward:
         try:
             session.start_sidecar()
             click.echo("webid-agent: waiting for the first token...", err=True)
@@ -250,12 +269,22 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
 
 
 class _forwarded_signals:  # noqa: N801 - used as a context manager
-    """Forward SIGTERM/SIGINT/SIGHUP to the docker CLI once it runs."""
+    """Forward SIGTERM/SIGINT/SIGHUP to the docker CLI once it runs.
 
-    def __init__(self, received: list[int]) -> None:
+    An app that ignores the signal (a shell or sleep as PID 1 without --init)
+    is stopped through the engine after ``grace`` seconds, as `docker stop`
+    would, so the wrapper always ends.
+    """
+
+    def __init__(
+        self, received: list[int], *, stop_app: Callable[[], None], grace: float = 10.0
+    ) -> None:
         self.received = received
         self.targets: list[subprocess.Popen[bytes]] = []
         self.previous: dict[int, Any] = {}
+        self.stop_app = stop_app
+        self.grace = grace
+        self.timer: threading.Timer | None = None
 
     def __enter__(self) -> list[subprocess.Popen[bytes]]:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -265,12 +294,18 @@ class _forwarded_signals:  # noqa: N801 - used as a context manager
                     process.send_signal(signum)
             if not self.targets:
                 raise KeyboardInterrupt
+            if self.timer is None:
+                self.timer = threading.Timer(self.grace, self.stop_app)
+                self.timer.daemon = True
+                self.timer.start()
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.previous[signum] = signal.signal(signum, handler)
         return self.targets
 
     def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
 
