@@ -62,7 +62,8 @@ def _check(request: Request) -> None:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # bytes, then decode: keep CRLF line endings exactly as they are
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise InputError("file not found", where=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
