@@ -130,7 +130,8 @@ def execute(request: Request, config: InjectConfig) -> None:
     assert request.jobfile is not None  # noqa: S101 - checked by _check
     path = str(request.jobfile)
     text = _read(request.jobfile)
-    is_json = text.lstrip().startswith("{")
+    # HCL never starts with a brace or bracket; JSON always does
+    is_json = text.lstrip().startswith(("{", "[")) or path.endswith(".json")
     if is_json and request.fmt == "hcl":
         raise UsageError("JSON input can only be written as JSON", where="--format")
     needs_api = request.mode != "local" or (not is_json and request.fmt == "json")

@@ -30,6 +30,9 @@ IDP_ARGS = (
     "sts.amazonaws.com",
     "--client-id",
     "webid-app",
+    # pinned so the golden files do not change with the package version
+    "--image",
+    "registry.example/webid-agent:pinned",
 )
 
 

@@ -46,7 +46,7 @@ job "storefront" {
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["token", "--deadline", "60"]
       }
 
@@ -80,7 +80,7 @@ job "storefront" {
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["run"]
       }
 

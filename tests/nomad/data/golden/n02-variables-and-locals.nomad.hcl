@@ -50,7 +50,7 @@ job "ingest" {
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["token", "--deadline", "60"]
       }
 
@@ -84,7 +84,7 @@ job "ingest" {
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["run"]
       }
 

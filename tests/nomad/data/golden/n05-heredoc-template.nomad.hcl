@@ -42,7 +42,7 @@ EOT
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["token", "--deadline", "60"]
       }
 
@@ -76,7 +76,7 @@ EOT
       }
 
       config {
-        image = "webid-agent:0.1.0"
+        image = "registry.example/webid-agent:pinned"
         args  = ["run"]
       }
 
