@@ -153,3 +153,17 @@ def groups_of(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def tasks_of(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Task name -> task body of a parsed HCL group."""
     return {name: body for t in group.get("task", []) for name, body in t.items()}
+
+
+@pytest.fixture(scope="session")
+def local_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The local OIDC IdP from ``devenv.idp`` (node oidc-provider, own CA).
+
+    Started once per session; clients and their generated secrets are in
+    ``local_idp.clients``, the CA that signed its TLS certificate in
+    ``local_idp.ca_file``.
+    """
+    from devenv.idp import start_idp
+
+    with start_idp(tmp_path_factory.mktemp("idp")) as idp:
+        yield idp
