@@ -36,6 +36,13 @@ VALUE_OPTIONS = frozenset(
     --userns --uts -v --volume --volume-driver --volumes-from -w --workdir
     """.split()
 )
+FLAG_OPTIONS = frozenset(
+    """
+    -d --detach --disable-content-trust --help --init -i --interactive
+    --no-healthcheck --oom-kill-disable --privileged -P --publish-all -q --quiet
+    --read-only --rm --sig-proxy -t --tty --use-api-socket
+    """.split()
+)
 SHORT_FLAGS = frozenset("dtiPq")
 
 
@@ -127,6 +134,14 @@ def parse_run_args(argv: list[str]) -> RunArgs:
             args.options.append(argv[i + 1])
             i += 2
             continue
+        if item not in FLAG_OPTIONS:
+            # Knowing whether an option takes a value is what places the image;
+            # an option newer than this table must be written as --option=value.
+            raise InputError(
+                f"unknown option {item!r} (write it as {item}=VALUE or"
+                f" {item}=true so the image can be found)",
+                where="docker run arguments",
+            )
         if item in ("-d", "--detach"):
             args.detach = True
         elif item == "--rm":
