@@ -11,29 +11,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(__file__).resolve().parent / "data"
-CASES = DATA / "cases"
-GOLDEN = DATA / "golden"
-
-ROLE = "arn:aws:iam::111122223333:role/from-flag"
-IDP_ARGS = (
-    "--authority",
-    "https://idp.example/tenant1",
-    "--audience",
-    "sts.amazonaws.com",
-    "--client-id",
-    "webid-app",
-    # pinned so the golden files do not change with the package version
-    "--image",
-    "registry.example/webid-agent:pinned",
-)
+from tests.nomad.helpers import IDP_ARGS, REPO, Run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,15 +60,6 @@ def _no_nomad_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@dataclass
-class Run:
-    """The outcome of one ``webid-agent`` invocation."""
-
-    code: int
-    out: str
-    err: str
-
-
 CliRunner = Callable[..., Run]
 
 
@@ -129,41 +102,3 @@ def write_job(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
-
-
-def hcl_job(text: str) -> dict[str, Any]:
-    """The job of an HCL text as plain data: {group: {task: body}} and more.
-
-    Labels and strings are unquoted; each block type maps to a list of bodies.
-    """
-    import hcl2
-
-    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False)
-    data = hcl2.loads(text, serialization_options=options)
-    (job,) = data["job"]
-    ((_, body),) = job.items()
-    return dict(body)
-
-
-def groups_of(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Group name -> group body of a parsed HCL job."""
-    return {name: body for g in job.get("group", []) for name, body in g.items()}
-
-
-def tasks_of(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Task name -> task body of a parsed HCL group."""
-    return {name: body for t in group.get("task", []) for name, body in t.items()}
-
-
-@pytest.fixture(scope="session")
-def local_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The local OIDC IdP from ``devenv.idp`` (node oidc-provider, own CA).
-
-    Started once per session; clients and their generated secrets are in
-    ``local_idp.clients``, the CA that signed its TLS certificate in
-    ``local_idp.ca_file``.
-    """
-    from devenv.idp import start_idp
-
-    with start_idp(tmp_path_factory.mktemp("idp")) as idp:
-        yield idp

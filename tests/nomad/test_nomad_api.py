@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import trustme
-from conftest import CASES, IDP_ARGS, Run
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from tests.nomad.helpers import CASES, IDP_ARGS, Run
 
 N02 = CASES / "n02-variables-and-locals.nomad.hcl"
 NOMAD_TOKEN = "0d5e6a10-test-acl-token"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 
-from conftest import groups_of, hcl_job, tasks_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from injectors.nomad.hclinject import inject_hcl
 from injectors.nomad.options import IdpConfig, InjectConfig
 from injectors.nomad.snippets import Snippets
+from tests.nomad.helpers import groups_of, hcl_job, tasks_of
 
 CONFIG = InjectConfig(
     idp=IdpConfig(authority="https://idp.example/t", audience="sts.amazonaws.com")

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import (
+
+from tests.nomad.helpers import (
     CASES,
     GOLDEN,
     ROLE,

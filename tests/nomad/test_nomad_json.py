@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CASES, GOLDEN, ROLE, Run
+
+from tests.nomad.helpers import CASES, GOLDEN, ROLE, Run
 
 JSON_CASES = sorted(p.name for p in CASES.glob("*.json"))
 TOKEN_PATH = "${NOMAD_ALLOC_DIR}/webid/token"

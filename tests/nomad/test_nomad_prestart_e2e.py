@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, Run, groups_of, hcl_job, tasks_of
+from tests.nomad.helpers import REPO, Run, groups_of, hcl_job, tasks_of
 
 Webid = Callable[..., Run]
 
@@ -46,11 +46,11 @@ def _interpolate(value: str, dirs: dict[str, str]) -> str:
 
 
 def test_first_token_task_writes_the_token(
-    webid: Webid, local_idp: Any, tmp_path: Path
+    webid: Webid, idp: Any, tmp_path: Path
 ) -> None:
     from devenv.idp import verify_token
 
-    client = local_idp.client("webid-secret")
+    client = idp.client("webid-secret")
     jobfile = tmp_path / "e2e.nomad.hcl"
     jobfile.write_text(JOB)
     run = webid(
@@ -60,13 +60,13 @@ def test_first_token_task_writes_the_token(
         "--driver",
         "exec",
         "--authority",
-        local_idp.issuer,
+        idp.issuer,
         "--client-id",
         client.client_id,
         "--audience",
-        local_idp.audience,
+        idp.audience,
         "--ca-bundle",
-        str(local_idp.ca_file),
+        str(idp.ca_file),
         "--deadline",
         "30",
     )
@@ -116,6 +116,6 @@ def test_first_token_task_writes_the_token(
     # the token is where the workload looks, and it is the IdP's
     token_file = Path(_interpolate(main_env["AWS_WEB_IDENTITY_TOKEN_FILE"], dirs))
     assert token_file == tmp_path / "alloc" / "webid" / "token"
-    claims = verify_token(local_idp, token_file.read_text().strip())
-    assert claims["iss"] == local_idp.issuer
+    claims = verify_token(idp, token_file.read_text().strip())
+    assert claims["iss"] == idp.issuer
     assert client.secret not in process.stdout + process.stderr
