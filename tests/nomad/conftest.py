@@ -1,4 +1,4 @@
-"""Fixtures for the Nomad injector: the CLI, the cases, re-parsing the output.
+"""Fixtures for the Nomad injector tests: this checkout, the CLI, job files.
 
 The job files people reported (``data/cases``) are injected through the real
 ``webid-agent`` command line; golden outputs live in ``data/golden`` (set
