@@ -22,7 +22,14 @@ __all__ = ["builtin_templates_dir", "render", "render_json", "render_yaml"]
 
 
 def builtin_templates_dir() -> Path:
-    """The folder of the templates shipped with webid-agent."""
+    """The folder of the templates shipped with webid-agent.
+
+    In a source checkout that is ``templates/`` beside ``agent/``, so several
+    checkouts installed in turn each render their own templates.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if (checkout / "__init__.py").is_file():
+        return checkout
     return Path(str(files("webid_agent_templates")))
 
 

@@ -7,49 +7,13 @@ The job files people reported (``data/cases``) are injected through the real
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.nomad.helpers import IDP_ARGS, REPO, Run
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _this_checkout() -> Iterator[None]:
-    """Run against this checkout's plugin and templates, whatever is installed.
-
-    Several checkouts of the project may be ``pip install -e``-ed in turn on
-    one machine; the last one wins the ``webid_agent_templates`` package and
-    the entry points. This registers the nomad entry point and the built-in
-    templates of THIS checkout for the test session, the way setup.cfg does.
-    """
-    mp = pytest.MonkeyPatch()
-    dist = REPO / "build" / "nomad-test-entry-points"
-    info = dist / "webid_agent_nomad_tests-0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: webid-agent-nomad-tests\nVersion: 0\n"
-    )
-    (info / "entry_points.txt").write_text(
-        "[webid_agent.injectors]\nnomad = injectors.nomad.plugin:PLUGIN\n"
-    )
-    mp.syspath_prepend(str(dist))
-    mp.syspath_prepend(str(REPO))
-    spec = importlib.util.spec_from_file_location(
-        "webid_agent_templates",
-        REPO / "templates" / "__init__.py",
-        submodule_search_locations=[str(REPO / "templates")],
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    mp.setitem(sys.modules, "webid_agent_templates", module)
-    yield
-    mp.undo()
+from tests.nomad.helpers import IDP_ARGS, Run
 
 
 @pytest.fixture(autouse=True)
