@@ -31,6 +31,8 @@ BUILTIN_COMMANDS = {
     "run": "agent.commands:run",
     "token": "agent.commands:token",
     "inject": "agent.cli:inject",
+    "doctor": "agent.doctor:doctor",
+    "aws": "agent.aws:aws",
 }
 
 
