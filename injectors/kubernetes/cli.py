@@ -24,7 +24,6 @@ from agent import (
     config_default,
     write_atomic,
 )
-
 from injectors.kubernetes.options import (
     InjectorConfig,
     PodDefaults,
@@ -159,7 +158,9 @@ def config_from_options(options: dict[str, Any]) -> InjectorConfig:
         audience=opts.get("audience"),
         scope=opts.get("scope"),
         issuer=opts.get("issuer"),
-        client_secret=str(opts.get("client_secret_name", defaults.client_secret)),
+        client_secret_name=str(
+            opts.get("client_secret_name", defaults.client_secret_name)
+        ),
         client_auth=opts.get("client_auth", defaults.client_auth),
         ca_configmap=opts.get("ca_configmap"),
         native_sidecar=opts.get("native_sidecar", defaults.native_sidecar),
@@ -183,7 +184,9 @@ def _write_output(text: str, output: Path | None) -> None:
     try:
         write_atomic(output, text, mode=0o644)
     except TokenFileError as exc:
-        raise RuntimeFailure(f"cannot write output: {exc.message}", where=str(output))
+        raise RuntimeFailure(
+            f"cannot write output: {exc.message}", where=str(output)
+        ) from exc
 
 
 # -- inject k8s ----------------------------------------------------------------

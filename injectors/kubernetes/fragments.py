@@ -25,7 +25,6 @@ from agent import (
     WorkloadEnv,
     render_yaml,
 )
-
 from injectors.kubernetes.options import InjectorConfig, PodOptions
 
 __all__ = [
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "kubernetes"
 INIT_NAME = "webid-init"
 SIDECAR_NAME = "webid-agent"
-TOKEN_VOLUME = "webid-token"
+TOKEN_VOLUME = "webid-token"  # noqa: S105 - a volume name
 CLIENT_VOLUME = "webid-client"
 CA_VOLUME = "webid-ca"
 CLIENT_DIR = "/var/run/secrets/webid-client"

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import InputError
-
 from injectors.kubernetes.options import InjectorConfig, PodDefaults
 from injectors.kubernetes.patch import plan_pod
 

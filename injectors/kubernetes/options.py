@@ -105,7 +105,7 @@ class InjectorConfig:
     audience: str | None = None
     scope: str | None = None
     issuer: str | None = None
-    client_secret: str = "webid-agent-client"
+    client_secret_name: str = "webid-agent-client"  # noqa: S105 - a Secret name
     client_auth: ClientAuth = "secret"
     ca_configmap: str | None = None
     native_sidecar: NativeMode = "auto"
@@ -123,10 +123,10 @@ class InjectorConfig:
             )
         if self.provider not in ("entra", "oidc"):
             raise ConfigError(f"unknown provider {self.provider!r}", where="--provider")
-        if not _DNS_SUBDOMAIN.match(self.client_secret):
+        if not _DNS_SUBDOMAIN.match(self.client_secret_name):
             raise ConfigError(
-                f"not a valid Secret name: {self.client_secret!r}",
-                where="--client-secret",
+                f"not a valid Secret name: {self.client_secret_name!r}",
+                where="--client-secret-name",
             )
         if self.ca_configmap and not _DNS_SUBDOMAIN.match(self.ca_configmap):
             raise ConfigError(
@@ -373,9 +373,9 @@ def resolve_pod(
             merged[key] = (value, "mapping file")
     if annotations:
         for key in ANNOTATION_KEYS:
-            value = annotations.get(ANNOTATION_PREFIX + key)
-            if value is not None:
-                merged[key] = (_text(value), _annotation_pointer(key))
+            raw = annotations.get(ANNOTATION_PREFIX + key)
+            if raw is not None:
+                merged[key] = (_text(raw), _annotation_pointer(key))
 
     # opted in?
     inject = merged.get("inject")
@@ -402,7 +402,7 @@ def resolve_pod(
     native = get("native-sidecar")
     return PodOptions(
         role_arn=str(get("role-arn")),
-        client_secret=get("client-secret") or config.client_secret,
+        client_secret=get("client-secret") or config.client_secret_name,
         audience=get("audience") or config.audience,
         scope=get("scope") or config.scope,
         session_name=get("session-name"),

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from agent import TOKEN_DIR, InputError
-
 from injectors.kubernetes.fragments import Fragments, fragments
 from injectors.kubernetes.options import (
     MARKER_ANNOTATION,

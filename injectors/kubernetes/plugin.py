@@ -7,7 +7,6 @@ JSON Patch libraries load when a command runs.
 from __future__ import annotations
 
 from agent import InjectorPlugin
-
 from injectors.kubernetes.cli import inject_k8s, k8s_group, serve_k8s
 
 PLUGIN = InjectorPlugin(
