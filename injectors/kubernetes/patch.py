@@ -216,7 +216,8 @@ def plan_pod(
             plan.ops.extend(_workload_ops(container, pointer, frag, plan.warnings))
 
     # volumes: the token volume always; agent-only ones with a new agent container
-    add_init = init_name not in init_names
+    # (a name taken anywhere counts as present: container names are pod-unique)
+    add_init = init_name not in names
     add_sidecar = sidecar_name not in names
     volume_names = {item.get("name") for item in volumes or ()}
     wanted = [frag.token_volume]
@@ -233,7 +234,7 @@ def plan_pod(
     if front and inits is None:
         plan.ops.append(_add("/spec/initContainers", front))
     elif front:
-        start = 0 if add_init else init_names.index(init_name) + 1
+        start = init_names.index(init_name) + 1 if init_name in init_names else 0
         plan.ops.extend(
             _add(f"/spec/initContainers/{start + offset}", item)
             for offset, item in enumerate(front)
