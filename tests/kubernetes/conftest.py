@@ -9,17 +9,23 @@ strict: unknown fields are errors).
 from __future__ import annotations
 
 import copy
+import http.client
 import json
-from collections.abc import Callable
+import os
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 
 from injectors.kubernetes.options import InjectorConfig
+from injectors.kubernetes.webhook import ServerSettings, WebhookServer
 
 DATA = Path(__file__).parent / "data"
 # the oldest schema kubernetes-validate ships (plain sidecars) and the newest
@@ -104,3 +110,142 @@ def apply_ops() -> Callable[[dict[str, Any], list[Any]], dict[str, Any]]:
         return result
 
     return apply
+
+
+# -- the webhook over real HTTPS ---------------------------------------------------
+
+
+@dataclass
+class TlsFiles:
+    """A trustme CA and the serving certificate/key files the webhook reads."""
+
+    ca: trustme.CA
+    cert_file: Path
+    key_file: Path
+    folder: Path
+
+    def issue(self, ca: trustme.CA | None = None) -> trustme.CA:
+        """Write a new certificate (from ``ca`` or a fresh CA) over the files."""
+        ca = ca or trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        # write both files by rename, as a Secret volume update does
+        for target, pem in (
+            (self.cert_file, b"".join(b.bytes() for b in cert.cert_chain_pems)),
+            (self.key_file, cert.private_key_pem.bytes()),
+        ):
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(pem)
+            os.replace(tmp, target)
+        return ca
+
+    def client_context(self, ca: trustme.CA | None = None) -> ssl.SSLContext:
+        """A client context trusting ``ca`` (default: the first CA)."""
+        context = ssl.create_default_context()
+        (ca or self.ca).configure_trust(context)
+        return context
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> TlsFiles:
+    """Serving certificate and key for 127.0.0.1 from a fresh trustme CA."""
+    files = TlsFiles(
+        ca=trustme.CA(),
+        cert_file=tmp_path / "tls.crt",
+        key_file=tmp_path / "tls.key",
+        folder=tmp_path,
+    )
+    files.issue(files.ca)
+    return files
+
+
+@pytest.fixture
+def start_webhook(
+    tls_files: TlsFiles, config: InjectorConfig
+) -> Iterator[Callable[..., WebhookServer]]:
+    """Start a webhook on loopback ports chosen by the OS; stopped after the test.
+
+    Keyword arguments override :class:`ServerSettings` fields; ``config`` may
+    replace the injection settings.
+    """
+    started: list[WebhookServer] = []
+
+    def start(
+        *, config_: InjectorConfig | None = None, **overrides: Any
+    ) -> WebhookServer:
+        values: dict[str, Any] = {
+            "cert_file": tls_files.cert_file,
+            "key_file": tls_files.key_file,
+            "listen": "127.0.0.1:0",
+            "metrics_listen": "127.0.0.1:0",
+            "reload_interval": 0.0,
+            "timeout": 2.0,
+        }
+        values.update(overrides)
+        server = WebhookServer(
+            config=config_ or config, settings=ServerSettings(**values)
+        )
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def post(
+    server: WebhookServer,
+    body: bytes,
+    context: ssl.SSLContext,
+    *,
+    path: str = "/mutate",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One HTTPS POST on a new connection; ``(status, body)``."""
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=context, timeout=5
+    )
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def https_post() -> Callable[..., tuple[int, bytes]]:
+    """``https_post(server, body, context, path=, headers=)`` on a new connection."""
+    return post
+
+
+@pytest.fixture
+def review_for() -> Callable[..., dict[str, Any]]:
+    """Wrap a pod in an AdmissionReview (v1 unless ``api_version`` says)."""
+
+    def wrap(
+        pod: dict[str, Any],
+        *,
+        api_version: str = "admission.k8s.io/v1",
+        uid: str = "0a1b2c3d-0000-4000-8000-000000000001",
+        operation: str = "CREATE",
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": api_version,
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": uid,
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": pod.get("metadata", {}).get("namespace", "default"),
+                "operation": operation,
+                "object": pod,
+            },
+        }
+
+    return wrap
