@@ -230,9 +230,10 @@ def inject_k8s(
     from injectors.kubernetes.offline import inject_documents, load_documents
 
     # settings and input
-    config = config_from_options(_split_options(options))
+    injection = _split_options(options)
+    config = config_from_options(injection)
     defaults: PodDefaults | None = (
-        load_mapping(Path(options["mapping"])) if options.get("mapping") else None
+        load_mapping(Path(injection["mapping"])) if injection.get("mapping") else None
     )
     if in_place and (output is not None or str(file) == "-"):
         raise ConfigError("--in-place rewrites FILE; not with -o or stdin")
