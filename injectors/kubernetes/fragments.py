@@ -12,8 +12,9 @@ must never be mutated (the patch builder only serializes them).
 from __future__ import annotations
 
 import functools
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent import (
@@ -53,7 +54,12 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True)
 class Fragments:
-    """Rendered pieces for one configuration; read-only by convention."""
+    """Rendered pieces for one configuration; read-only by convention.
+
+    ``encoded`` maps ``id(piece)`` to the piece's compact JSON, so a patch
+    made of these pieces is serialized without encoding them again. Every
+    piece is held by this object, so an id found here names that piece.
+    """
 
     workload_env: tuple[JsonObject, ...]
     workload_mount: JsonObject
@@ -61,6 +67,19 @@ class Fragments:
     sidecar: JsonObject
     token_volume: JsonObject
     agent_volumes: tuple[JsonObject, ...]
+    encoded: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        pieces = [
+            *self.workload_env,
+            self.workload_mount,
+            self.init_container,
+            self.sidecar,
+            self.token_volume,
+            *self.agent_volumes,
+        ]
+        for piece in pieces:
+            self.encoded[id(piece)] = json.dumps(piece, separators=(",", ":"))
 
     @property
     def role_arn(self) -> str:

@@ -11,6 +11,7 @@ the mapping-file key).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -81,8 +82,14 @@ def escape_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+_POINTERS = {
+    key: "/metadata/annotations/" + escape_pointer(ANNOTATION_PREFIX + key)
+    for key in ANNOTATION_KEYS
+}
+
+
 def _annotation_pointer(key: str) -> str:
-    return "/metadata/annotations/" + escape_pointer(ANNOTATION_PREFIX + key)
+    return _POINTERS[key]
 
 
 def parse_kubernetes_version(value: str, *, where: str) -> tuple[int, int]:
@@ -318,6 +325,14 @@ def _check(
     key: str, value: str, *, where: str, error: type[ConfigError | InputError]
 ) -> None:
     """Raise ``error`` when ``value`` is not valid for annotation ``key``."""
+    problem = _problem(key, value)
+    if problem:
+        raise error(problem, where=where)
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem(key: str, value: str) -> str | None:
+    """What is wrong with ``value`` for annotation ``key`` (cached), or None."""
     problem = None
     if key in ("inject", "native-sidecar"):
         if value.strip().lower() not in _BOOLEAN:
@@ -343,8 +358,7 @@ def _check(
             problem = f"not an AWS region like eu-west-1: {value!r}"
     elif key in ("audience", "scope") and not _TEXT.match(value.strip()):
         problem = f"expected printable text without control characters, got {value!r}"
-    if problem:
-        raise error(problem, where=where)
+    return problem
 
 
 def _split(value: str) -> list[str]:

@@ -18,6 +18,7 @@ init containers inserted at the front, then the sidecar, then the marker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -34,6 +35,8 @@ from injectors.kubernetes.options import (
 
 __all__ = ["PatchOp", "Plan", "plan_pod"]
 
+# the C string encoder json.dumps itself uses (ASCII output, quotes included)
+_encode_string = json.encoder.encode_basestring_ascii
 MARKER_PATH = "/metadata/annotations/" + escape_pointer(MARKER_ANNOTATION)
 Decision = Literal["injected", "unchanged", "not-opted-in"]
 
@@ -54,6 +57,32 @@ class Plan:
     ops: list[PatchOp] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     options: PodOptions | None = None
+    fragments: Fragments | None = None
+
+    def patch_json(self) -> str:
+        """The ops as compact JSON, exactly as ``json.dumps`` would write them.
+
+        Pieces rendered from templates are cached with their JSON, so only
+        paths and the few per-pod values are encoded here.
+        """
+        encoded = self.fragments.encoded if self.fragments else {}
+        parts = []
+        for op in self.ops:
+            value = op["value"]
+            text = encoded.get(id(value))
+            if text is None:
+                if isinstance(value, list) and all(id(v) in encoded for v in value):
+                    text = "[" + ",".join(encoded[id(v)] for v in value) + "]"
+                else:
+                    text = json.dumps(value, separators=(",", ":"))
+            parts.append(
+                '{"op":"add","path":'
+                + json.dumps(op["path"])
+                + ',"value":'
+                + text
+                + "}"
+            )
+        return "[" + ",".join(parts) + "]"
 
 
 def _add(path: str, value: Any) -> PatchOp:
@@ -202,7 +231,7 @@ def plan_pod(
     init_name = frag.init_container["name"]
     sidecar_name = frag.sidecar["name"]
     ours = {init_name, sidecar_name}
-    plan = Plan("unchanged", options=options)
+    plan = Plan("unchanged", options=options, fragments=frag)
     for skipped in sorted(options.skip_containers - names):
         plan.warnings.append(f"skip-containers names no container {skipped!r}")
 

@@ -190,7 +190,7 @@ class Reviewer:
         outcome.ops = len(plan.ops)
         response: AdmissionResponse = {"allowed": True}
         if plan.ops:
-            patch = json.dumps(plan.ops, separators=(",", ":")).encode()
+            patch = plan.patch_json().encode()
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(patch).decode("ascii")
         if plan.warnings:

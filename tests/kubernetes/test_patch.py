@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,8 @@ def test_every_case_patches_validates_and_is_idempotent(
     plan = plan_pod(pod, config=settings)
     assert plan.decision == "injected"
     assert all(op["op"] == "add" for op in plan.ops)
+    # the memoized encoding is byte-for-byte what json.dumps writes
+    assert plan.patch_json() == json.dumps(plan.ops, separators=(",", ":"))
 
     # applied by a real JSON Patch library, valid for the official schema
     patched = apply_ops(pod, plan.ops)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +100,7 @@ def test_patch_applies_validates_and_is_idempotent(
 ) -> None:
     config = SETTINGS[which]
     first = plan_pod(pod, config=config)
+    assert first.patch_json() == json.dumps(first.ops, separators=(",", ":"))
     patched = apply_ops(pod, first.ops)
     native = any(
         c.get("restartPolicy") == "Always"
