@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 REVIEW: dict[str, Any] = {
     "apiVersion": "admission.k8s.io/v1",
     "kind": "AdmissionReview",
@@ -69,7 +70,7 @@ REVIEW: dict[str, Any] = {
                         "volumeMounts": [
                             {
                                 "name": "kube-api-access",
-                                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                                "mountPath": SA_DIR,
                                 "readOnly": True,
                             }
                         ],

@@ -249,3 +249,77 @@ def test_structured_log_names_namespace_pod_and_decision(
         "injected",
     )
     assert "namespace=legacy pod=report- decision=injected" in record.getMessage()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_k8s_command_end_to_end(
+    tls_files: Any, load_case: Callable[[str], dict[str, Any]]
+) -> None:
+    import http.client
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port, metrics = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "--log-format",
+            "json",
+            "serve-k8s",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics}",
+            "--tls-cert-file",
+            str(tls_files.cert_file),
+            "--tls-key-file",
+            str(tls_files.key_file),
+            "--authority",
+            "https://idp.example/t1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # ready within a few seconds
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                url = f"http://127.0.0.1:{metrics}/readyz"
+                with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "serve-k8s never became ready"
+                time.sleep(0.1)
+
+        # one review over HTTPS
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", port, context=tls_files.client_context(), timeout=5
+        )
+        body = json.dumps(load_case("k04-review-v1beta1.json"))
+        connection.request("POST", "/mutate", body=body)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["response"]["allowed"] is True
+        connection.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    decisions = [line for line in lines if line.get("decision")]
+    assert decisions and decisions[0]["namespace"] == "legacy"
+    assert decisions[0]["pod"] == "report-"
+    assert decisions[0]["decision"] == "injected"
