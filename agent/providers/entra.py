@@ -100,7 +100,7 @@ class EntraProvider:
     def fetch(self) -> str:
         app = self._application()
         cache = app.token_cache
-        for entry in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+        for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(entry)
         url = self._settings.authority_url
         with http_failures(url):
