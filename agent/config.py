@@ -436,10 +436,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
             data: Any = tomllib.loads(text)
         else:
             data = yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}", where=str(path)
-        ) from exc  # noqa: E501
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "syntax error"
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"not valid YAML: {problem}", where=where) from exc
     if not isinstance(data, dict):
         raise ConfigError(
             "expected a mapping of option names to values", where=str(path)

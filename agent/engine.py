@@ -224,7 +224,12 @@ class TokenEngine:
             before_sleep=before_sleep,
             reraise=True,
         )
-        token: Token = retrying(self.refresh)
+        try:
+            token: Token = retrying(self.refresh)
+        except WebIdError as exc:
+            if stop.is_set():
+                raise Stopped from exc
+            raise
         return token
 
     # -- the loop -------------------------------------------------------------
