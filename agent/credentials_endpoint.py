@@ -35,12 +35,15 @@ in bridge mode.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +64,6 @@ from agent.engine import TokenEngine
 from agent.errors import ConfigError, StsError, TokenFileError
 from agent.logsetup import register_secret
 from agent.server import Request, Response, parse_listen
-from agent.tokenfile import write_atomic
 
 __all__ = [
     "AUTH_TOKEN_FILENAME",
@@ -208,25 +210,56 @@ def ensure_auth_token(
     uid: int | None = None,
     gid: int | None = None,
 ) -> str:
-    """The token in ``path``; generate and write one (atomically) if there is none.
+    """The token in ``path``; generate one and create the file if there is none.
 
     An existing token wins, so the init step and the sidecar agree whichever
-    starts first. The file needs the workload's read access, like the token.
+    starts first; concurrent creators agree too (the file is linked into
+    place only if absent). The file needs the workload's read access, like
+    the web identity token.
     """
     existing = read_auth_token(path)
     if existing:
         return existing
     value = generate_auth_token()
     register_secret(value)
+    where = f"--credentials-auth-token-file {path}"
     try:
-        write_atomic(path, value, mode=mode, uid=uid, gid=gid)
-    except TokenFileError as exc:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
         raise TokenFileError(
-            f"cannot write the authorization token file: {exc.message}",
-            where=f"--credentials-auth-token-file {path}",
+            f"cannot create the authorization token file: {exc.strerror}",
+            where=where,
         ) from exc
-    log.info("generated the credentials authorization token in %s", path)
-    # a concurrent writer may have won the rename; use what the file holds
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if uid is not None or gid is not None:
+                os.fchown(
+                    handle.fileno(),
+                    -1 if uid is None else uid,
+                    -1 if gid is None else gid,
+                )
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # fails if another process created it first
+        except FileExistsError:
+            log.debug("authorization token file appeared meanwhile: %s", path)
+        else:
+            log.info("generated the credentials authorization token in %s", path)
+        # an empty file left by someone else is replaced, never served
+        if not read_auth_token(path):
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise TokenFileError(
+            f"cannot write the authorization token file: {exc.strerror}",
+            where=where,
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return read_auth_token(path) or value
 
 
@@ -377,9 +410,18 @@ class CredentialsEndpoint:
 
     # -- refreshing -------------------------------------------------------------
 
-    def refresh(self) -> Credentials:
-        """Trade the engine's current token for new credentials now."""
+    def refresh(self, *, unless_fresh: bool = False) -> Credentials:
+        """Trade the engine's current token for new credentials now.
+
+        With ``unless_fresh``, credentials another thread obtained while this
+        one waited for the lock are returned instead (one STS call, not two).
+        """
         with self._refresh_lock:
+            current = self.credentials()
+            if unless_fresh and current is not None:
+                keep = max(self._margin(current), MIN_SERVE_REMAINING)
+                if current.remaining(self._clock()) > keep:
+                    return current
             token = self.engine.token
             if token is None or token.remaining(self._clock()) <= 0:
                 raise StsError("no valid web identity token yet", where="IdP token")
@@ -413,7 +455,7 @@ class CredentialsEndpoint:
                     self._stop.wait(min(due, 60.0))
                     continue
             try:
-                self.refresh()
+                self.refresh(unless_fresh=True)
                 backoff = 1.0
             except StsError as exc:
                 log.warning(
@@ -446,7 +488,7 @@ class CredentialsEndpoint:
         creds = self.credentials()
         if creds is None or creds.remaining(self._clock()) <= MIN_SERVE_REMAINING:
             try:
-                creds = self.refresh()
+                creds = self.refresh(unless_fresh=True)
             except StsError as exc:
                 log.warning("no credentials to serve: %s", exc.format())
                 body = {"error": "credentials unavailable", "detail": exc.format()}
