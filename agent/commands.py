@@ -116,8 +116,9 @@ def run(
     # the credentials endpoint and its authorization token, when asked for
     endpoint = None
     if sts is not None:
-        from agent.credentials_endpoint import CredentialsEndpoint
+        from agent.credentials_endpoint import CredentialsEndpoint, loopback_listen
 
+        loopback_listen(credentials_listen)  # refuse a bad address before any file
         auth_file = credentials_auth_token_file or _default_auth_token_file(settings)
         _ensure_auth_token(settings, auth_file)
         endpoint = CredentialsEndpoint(

@@ -2,7 +2,8 @@
 
 Real parts: moto's STS in server mode on loopback behind a counting reverse
 proxy (so tests can say how many ``AssumeRoleWithWebIdentity`` calls reached
-STS), and an ``pytest-httpserver`` that answers STS errors verbatim.
+STS), and for end-to-end tests the local IdP (``devenv.idp``, node
+oidc-provider over TLS) with the devenv STS checking its tokens.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -17,7 +21,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from moto.moto_server.werkzeug_app import (
@@ -25,6 +30,10 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
+
+if TYPE_CHECKING:
+    from devenv.idp import Idp
+    from devenv.sts import Sts
 
 ACCOUNT_ID = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/webid-app"
@@ -161,7 +170,7 @@ def counting_sts(counting_sts_session: CountingSts) -> CountingSts:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No AWS config, region or endpoint from the machine leaks into a test."""
     for name in (
         "AWS_CONFIG_FILE",
@@ -181,3 +190,90 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-creds"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+# -- the real IdP and STS (devenv) ------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+# what the console script runs, kept on this checkout whatever is installed
+CLI = [sys.executable, "-c", "from agent.cli import main; main()"]
+
+
+@dataclass
+class Stack:
+    """The local IdP, STS (behind the counting proxy) and a role trusting the IdP."""
+
+    idp: Idp
+    sts: Sts
+    counting: CountingSts
+    role_arn: str
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the local IdP and an STS that checks its tokens, once per session."""
+    from devenv.idp import start_idp
+    from devenv.sts import create_role, idp_token_validator, start_sts
+
+    idp = start_idp(tmp_path_factory.mktemp("idp"))
+    sts = start_sts(token_validator=idp_token_validator(idp))
+    counting = CountingSts(endpoint_url="", upstream_url=sts.endpoint_url)
+    proxy = _proxy(counting)
+    counting.endpoint_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        role_arn = create_role(sts, "webid-e2e", issuer=idp.issuer)
+        yield Stack(idp=idp, sts=sts, counting=counting, role_arn=role_arn)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        sts.stop()
+        idp.stop()
+
+
+@dataclass
+class Profile:
+    """A webid-agent config file for the stack, and the environment to run in."""
+
+    config: Path
+    env: dict[str, str]
+    cache_dir: Path
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``webid-agent --config CONFIG ARGS`` in a subprocess."""
+        return subprocess.run(
+            [*CLI, "--config", str(self.config), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def profile(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    aws_env: None,
+) -> Profile:
+    """Settings for client ``webid-secret`` and the e2e role; counts reset."""
+    stack.counting.reset()
+    client = stack.idp.client("webid-secret")
+    secret = tmp_path / "client.secret"
+    secret.write_text(client.secret or "")
+    secret.chmod(0o600)
+    config = tmp_path / "webid.yaml"
+    config.write_text(
+        f"authority: {stack.idp.issuer}\n"
+        f"client-id: {client.client_id}\n"
+        f"client-secret-file: {secret}\n"
+        f"ca-bundle: {stack.idp.ca_file}\n"
+        f"audience: {stack.idp.audience}\n"
+        f"role-arn: {stack.role_arn}\n"
+        f"sts-endpoint-url: {stack.counting.endpoint_url}\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBID_")}
+    return Profile(config=config, env=env, cache_dir=tmp_path / "xdg-cache")
