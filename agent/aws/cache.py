@@ -30,7 +30,6 @@ from pathlib import Path
 
 from agent.aws.sts import Credentials
 from agent.errors import TokenFileError
-from agent.tokenfile import write_atomic
 
 __all__ = [
     "CACHE_VERSION",
@@ -149,6 +148,8 @@ class CredentialCache:
 
     def store(self, entry: CacheEntry) -> None:
         """Replace the file atomically, mode 0600; a failure is only logged."""
+        from agent.tokenfile import write_atomic  # not needed on the warm path
+
         try:
             self._make_folder()
             write_atomic(self.path, entry.to_json(), mode=0o600)

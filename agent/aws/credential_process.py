@@ -203,13 +203,14 @@ def credential_process(
       credential_process = webid-agent --config /etc/webid-agent.yaml
           aws credential-process --role-arn arn:aws:iam::111122223333:role/app
     """
-    # a credential process speaks on stderr only when something fails
+    # a credential process speaks on stderr only when it fails, in one line:
+    # retry warnings and cache notes show only with an explicit --log-level
     root = ctx.find_root()
     if root.get_parameter_source("log_level") in (
         click.core.ParameterSource.DEFAULT,
         None,
     ):
-        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.CRITICAL)
 
     sts = sts_settings_from_options(options)
     settings = settings_from_options(options, default_token_file=None)

@@ -129,6 +129,13 @@ FAILURES = [
         id="sts-refuses-audience",
     ),
     pytest.param(
+        ["--authority", "https://127.0.0.1:{closed_port}/tenant1", "--deadline", "3"],
+        None,
+        1,
+        ["IdP token: https://127.0.0.1:", "cannot connect"],
+        id="idp-unreachable-retried-quietly",
+    ),
+    pytest.param(
         ["--role-arn", "arn:aws:iam::12:role/x"],
         None,
         2,
@@ -151,8 +158,8 @@ def test_failures_are_one_line_on_stderr(
     wrong = tmp_path / "wrong.secret"
     wrong.write_text("not-the-secret")
     stack.counting.refuse_with = refusal
-    args = [arg.format(wrong_secret=wrong) for arg in args]
-    result = profile.run("aws", "credential-process", *args, "--deadline", "5")
+    args = [arg.format(wrong_secret=wrong, closed_port=free_port()) for arg in args]
+    result = profile.run("aws", "credential-process", "--deadline", "5", *args)
     assert result.returncode == code
     assert result.stdout == ""
     lines = result.stderr.splitlines()
