@@ -310,3 +310,33 @@ def test_sidecar_refuses_non_loopback_listen(
     assert "loopback" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "credentials-auth-token").exists()
+
+
+def test_init_step_creates_the_auth_token_the_sidecar_keeps(
+    profile: Profile, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "webid" / "token"
+    auth_file = tmp_path / "webid" / "credentials-auth-token"
+    result = profile.run(
+        "token",
+        "--token-file",
+        str(token_file),
+        "--credentials-auth-token-file",
+        str(auth_file),
+        "--file-mode",
+        "0640",
+    )
+    assert result.returncode == 0, result.stderr
+    value = auth_file.read_text()
+    assert len(value) >= 40
+    assert stat.S_IMODE(auth_file.stat().st_mode) == 0o640
+    assert value not in result.stderr
+
+    sidecar = Sidecar(profile, tmp_path)
+    try:
+        sidecar.wait_ready()
+        assert sidecar.auth_file == auth_file
+        assert auth_file.read_text() == value
+        assert get(sidecar.uri, value)[0] == 200
+    finally:
+        sidecar.stop()
