@@ -160,6 +160,7 @@ class TokenEngine:
             ",".join(token.audience),
             token.remaining(received),
             received - started,
+            extra={"event": "token_written"},
         )
         return token
 
