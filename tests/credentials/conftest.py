@@ -1,9 +1,8 @@
 """Fixtures for the credential-process and container-credentials tests.
 
-Real parts: moto's STS in server mode on loopback behind a counting reverse
-proxy (so tests can say how many ``AssumeRoleWithWebIdentity`` calls reached
-STS), and for end-to-end tests the local IdP (``devenv.idp``, node
-oidc-provider over TLS) with the devenv STS checking its tokens.
+Real parts come from the root conftest (the local IdP, moto's STS plain and
+token-checking); here they get a counting reverse proxy in front, so tests can
+say how many ``AssumeRoleWithWebIdentity`` calls reached STS.
 """
 
 from __future__ import annotations
@@ -25,11 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, make_server
 
 if TYPE_CHECKING:
     from devenv.idp import Idp
@@ -138,15 +132,9 @@ def sts_error_xml(code: str, message: str) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def moto_sts() -> Iterator[str]:
-    """moto's STS/IAM in server mode on 127.0.0.1; yields its URL."""
-    app = DomainDispatcherApplication(create_backend_app)
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def moto_sts(sts: Sts) -> str:
+    """URL of the shared moto STS (accepts any token)."""
+    return sts.endpoint_url
 
 
 @pytest.fixture(scope="session")
@@ -210,25 +198,20 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start the local IdP and an STS that checks its tokens, once per session."""
-    from devenv.idp import start_idp
-    from devenv.sts import create_role, idp_token_validator, start_sts
+def stack(idp: Idp, checked_sts: Sts) -> Iterator[Stack]:
+    """The shared IdP, the STS checking its tokens behind a counting proxy, a role."""
+    from devenv.sts import create_role
 
-    idp = start_idp(tmp_path_factory.mktemp("idp"))
-    sts = start_sts(token_validator=idp_token_validator(idp))
-    counting = CountingSts(endpoint_url="", upstream_url=sts.endpoint_url)
+    counting = CountingSts(endpoint_url="", upstream_url=checked_sts.endpoint_url)
     proxy = _proxy(counting)
     counting.endpoint_url = f"http://127.0.0.1:{proxy.server_address[1]}"
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        role_arn = create_role(sts, "webid-e2e", issuer=idp.issuer)
-        yield Stack(idp=idp, sts=sts, counting=counting, role_arn=role_arn)
+        role_arn = create_role(checked_sts, "webid-e2e", issuer=idp.issuer)
+        yield Stack(idp=idp, sts=checked_sts, counting=counting, role_arn=role_arn)
     finally:
         proxy.shutdown()
         proxy.server_close()
-        sts.stop()
-        idp.stop()
 
 
 @dataclass
