@@ -198,10 +198,10 @@ def credential_process(
     options), nothing on stdout.
 
     \b
-    In ~/.aws/config:
+    In ~/.aws/config (one line):
       [profile app]
-      credential_process = webid-agent --config /etc/webid-agent.yaml
-          aws credential-process --role-arn arn:aws:iam::111122223333:role/app
+      credential_process = webid-agent --config /etc/webid-agent.yaml aws
+      credential-process --role-arn arn:aws:iam::111122223333:role/app
     """
     # a credential process speaks on stderr only when it fails, in one line:
     # retry warnings and cache notes show only with an explicit --log-level

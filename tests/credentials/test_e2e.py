@@ -340,3 +340,33 @@ def test_init_step_creates_the_auth_token_the_sidecar_keeps(
         assert get(sidecar.uri, value)[0] == 200
     finally:
         sidecar.stop()
+
+
+WARM_PROBE = """
+import sys
+from agent.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    heavy = ("botocore", "boto3", "msal", "requests", "jinja2", "jwt", "tenacity")
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+    print("LOADED=" + ",".join(loaded), file=sys.stderr)
+    raise
+"""
+
+
+def test_warm_call_imports_no_heavy_library(stack: Stack, profile: Profile) -> None:
+    assert profile.run("aws", "credential-process").returncode == 0
+    warm = subprocess.run(
+        [CLI[0], "-c", WARM_PROBE, "--config", str(profile.config)]
+        + ["aws", "credential-process"],
+        env=profile.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert warm.returncode == 0, warm.stderr
+    assert json.loads(warm.stdout)["Version"] == 1
+    assert warm.stderr.strip() == "LOADED="
+    assert stack.counting.calls() == 1
