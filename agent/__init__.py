@@ -45,6 +45,14 @@ _EXPORTS = {
     "EnvMerge": "agent.contract",
     "WorkloadEnv": "agent.contract",
     "merge_env": "agent.contract",
+    # container-credentials endpoint mode
+    "AUTH_TOKEN_PATH": "agent.credentials_endpoint",
+    "NOMAD_AUTH_TOKEN_PATH": "agent.credentials_endpoint",
+    "DEFAULT_CREDENTIALS_LISTEN": "agent.credentials_endpoint",
+    "credentials_uri": "agent.credentials_endpoint",
+    "ensure_auth_token": "agent.credentials_endpoint",
+    "sidecar_env": "agent.credentials_endpoint",
+    "workload_env": "agent.credentials_endpoint",
     # plugins, templates, sidecar description
     "InjectorPlugin": "agent.plugins",
     "render": "agent.templating",
@@ -92,6 +100,13 @@ __all__ = [
     "EnvMerge",
     "WorkloadEnv",
     "merge_env",
+    "AUTH_TOKEN_PATH",
+    "NOMAD_AUTH_TOKEN_PATH",
+    "DEFAULT_CREDENTIALS_LISTEN",
+    "credentials_uri",
+    "ensure_auth_token",
+    "sidecar_env",
+    "workload_env",
     "InjectorPlugin",
     "render",
     "render_json",
@@ -135,6 +150,15 @@ if TYPE_CHECKING:
         EnvMerge,
         WorkloadEnv,
         merge_env,
+    )
+    from agent.credentials_endpoint import (
+        AUTH_TOKEN_PATH,
+        DEFAULT_CREDENTIALS_LISTEN,
+        NOMAD_AUTH_TOKEN_PATH,
+        credentials_uri,
+        ensure_auth_token,
+        sidecar_env,
+        workload_env,
     )
     from agent.engine import TokenEngine
     from agent.errors import (

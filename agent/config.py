@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import click
-import yaml
 
 from agent.contract import TOKEN_PATH
 from agent.errors import ConfigError
@@ -451,6 +450,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"cannot read config file: {exc.strerror}", where=str(path)
         ) from exc
+    import yaml  # only a config file needs it; keeps start-up cheap
+
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUP", "InjectorPlugin", "available", "load"]
 
@@ -38,6 +41,9 @@ class InjectorPlugin:
 
 
 def _entry_points() -> dict[str, EntryPoint]:
+    # imported here: the engine's own commands never need plugin metadata
+    from importlib.metadata import entry_points
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
