@@ -93,11 +93,6 @@ def _check_issuer(issuer: str) -> None:
             f"issuer must not have a query or fragment, got {issuer!r}",
             where="--issuer",
         )
-    if parts.port is not None:
-        raise UsageError(
-            f"IAM does not accept a port in the provider URL, got {issuer!r}",
-            where="--issuer",
-        )
 
 
 def _one_or_list(values: tuple[str, ...]) -> str | list[str]:
@@ -262,6 +257,14 @@ def trust_policy(
         raise UsageError("--subject and --any-subject exclude each other")
     if entra_tenant:
         issuers = entra_issuers(entra_tenant, entra_version)
+    for issuer in issuers:
+        if urlsplit(issuer).port is not None:
+            # local test IdPs have ports; real AWS IAM refuses them
+            click.echo(
+                f"webid-agent: warning: --issuer {issuer}: AWS IAM does not accept"
+                " a port in an OIDC provider URL",
+                err=True,
+            )
     result = build(
         PolicyRequest(
             issuers=issuers,

@@ -106,7 +106,6 @@ def test_policy_only_prints_the_document(run_cli: RunCli) -> None:
     ("args", "message"),
     [
         (["--issuer", "http://idp.example", "--subject", "s"], "https:// URL"),
-        (["--issuer", "https://idp.example:8443", "--subject", "s"], "port"),
         (["--issuer", "https://idp.example/?a=b", "--subject", "s"], "query"),
         (["--issuer", "https://idp.example"], "--subject"),
         (["--issuer", "https://i", "--subject", "s", "--any-subject"], "exclude"),
@@ -200,3 +199,15 @@ def test_iam_accepts_the_provider_and_the_role() -> None:
         RoleName="app", AssumeRolePolicyDocument=json.dumps(doc["TrustPolicy"])
     )
     assert role["Role"]["AssumeRolePolicyDocument"] == doc["TrustPolicy"]
+
+
+def test_a_port_in_the_issuer_is_warned_about(run_cli: RunCli) -> None:
+    result = run_cli(
+        "aws", "trust-policy", "--issuer", "https://localhost:8443/t",
+        "--audience", "a", "--subject", "s", "--account-id", ACCOUNT,
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "does not accept a port" in result.stderr
+    assert json.loads(result.stdout)["OpenIDConnectProviders"][0]["Url"] == (
+        "localhost:8443/t"
+    )
