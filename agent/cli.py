@@ -136,7 +136,8 @@ def inject() -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; a WebIdError becomes one line on stderr and its exit code."""
     try:
-        cli.main(args=argv, prog_name="webid-agent", standalone_mode=False)
+        # without standalone mode, click returns the code of a click Exit
+        code = cli.main(args=argv, prog_name="webid-agent", standalone_mode=False)
     except WebIdError as exc:
         click.echo(f"webid-agent: error: {redact(exc.format())}", err=True)
         log.debug("error details", exc_info=True)
@@ -151,4 +152,4 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

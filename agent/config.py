@@ -32,6 +32,7 @@ __all__ = [
     "Secret",
     "Settings",
     "engine_options",
+    "idp_options",
     "load_config_file",
     "settings_from_options",
 ]
@@ -320,13 +321,16 @@ def config_default(name: str, fallback: Any = None) -> Callable[[], Any]:
     return read
 
 
-def engine_options(func: F) -> F:
-    """Decorate a click command with every engine option.
+# Options that describe where the token goes and how the agent serves it,
+# rather than how it is fetched; injectors decide these themselves.
+LOCAL_OPTION_NAMES = ("token_file", "file_mode", "file_owner", "listen")
 
-    Each reads ``WEBID_<NAME>`` from the environment, then the config file.
-    """
+
+def _add_options(func: F, *, skip: tuple[str, ...]) -> F:
     for decls, attrs in reversed(_OPTIONS):
         name = decls[0].lstrip("-").replace("-", "_")
+        if name in skip:
+            continue
         fallback = () if attrs.get("multiple") else None
         func = click.option(
             *decls,
@@ -336,6 +340,22 @@ def engine_options(func: F) -> F:
             **attrs,
         )(func)
     return func
+
+
+def engine_options(func: F) -> F:
+    """Decorate a click command with every engine option.
+
+    Each reads ``WEBID_<NAME>`` from the environment, then the config file.
+    """
+    return _add_options(func, skip=())
+
+
+def idp_options(func: F) -> F:
+    """Like :func:`engine_options`, without the token file and listen options.
+
+    For injectors, which place the token and the health port themselves.
+    """
+    return _add_options(func, skip=LOCAL_OPTION_NAMES)
 
 
 def _path(value: Any) -> Path | None:
@@ -436,10 +456,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
             data: Any = tomllib.loads(text)
         else:
             data = yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}", where=str(path)
-        ) from exc  # noqa: E501
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "syntax error"
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"not valid YAML: {problem}", where=where) from exc
     if not isinstance(data, dict):
         raise ConfigError(
             "expected a mapping of option names to values", where=str(path)

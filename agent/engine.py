@@ -160,6 +160,7 @@ class TokenEngine:
             ",".join(token.audience),
             token.remaining(received),
             received - started,
+            extra={"event": "token_written"},
         )
         return token
 
@@ -224,7 +225,12 @@ class TokenEngine:
             before_sleep=before_sleep,
             reraise=True,
         )
-        token: Token = retrying(self.refresh)
+        try:
+            token: Token = retrying(self.refresh)
+        except WebIdError as exc:
+            if stop.is_set():
+                raise Stopped from exc
+            raise
         return token
 
     # -- the loop -------------------------------------------------------------

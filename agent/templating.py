@@ -8,6 +8,7 @@ searched first, so it may override one template and inherit the others.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,31 @@ __all__ = ["builtin_templates_dir", "render", "render_json", "render_yaml"]
 
 
 def builtin_templates_dir() -> Path:
-    """The folder of the templates shipped with webid-agent."""
+    """The folder of the templates shipped with webid-agent.
+
+    In a source checkout that is ``templates/`` beside ``agent/``, so several
+    checkouts installed in turn each render their own templates.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if (checkout / "__init__.py").is_file():
+        return checkout
     return Path(str(files("webid_agent_templates")))
 
 
 def _environment(platform: str, templates_dir: Path | None) -> jinja2.Environment:
+    if templates_dir is not None and not templates_dir.is_dir():
+        raise ConfigError("templates folder not found", where=str(templates_dir))
+    return _cached_environment(platform, templates_dir)
+
+
+@lru_cache(maxsize=32)
+def _cached_environment(
+    platform: str, templates_dir: Path | None
+) -> jinja2.Environment:
+    # Jinja checks template files for changes itself (auto_reload), so one
+    # environment per folder serves every render and compiles each template once.
     search = []
     if templates_dir is not None:
-        if not templates_dir.is_dir():
-            raise ConfigError("templates folder not found", where=str(templates_dir))
         search.append(str(templates_dir / platform))
     search.append(str(builtin_templates_dir() / platform))
     env = jinja2.Environment(  # noqa: S701 - renders YAML/HCL/JSON, never HTML

@@ -1,8 +1,9 @@
 """Fixtures shared by every test folder.
 
-Real parts (the local IdP, the STS stand-in, Docker images) are started by
-fixtures in the folders that need them; this file only keeps the process
-environment from leaking settings into tests.
+The real parts every feature needs are started here, once per session and
+only when a test asks for them: the local OpenID provider (node
+``oidc-provider`` over TLS) and the STS stand-in (moto in server mode). The
+autouse fixture keeps the process environment from leaking settings into tests.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+from devenv.idp import Idp, ensure_node_modules, start_idp
+from devenv.sts import Sts, create_role, idp_token_validator, start_sts
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +35,31 @@ def _clean_webid_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         }:
             monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
+    """The local IdP with the default clients (basic, post, cert, short TTL)."""
+    ensure_node_modules()
+    with start_idp(tmp_path_factory.mktemp("idp")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sts() -> Iterator[Sts]:
+    """Plain moto STS/IAM: accepts any web identity token (moto's behaviour)."""
+    with start_sts() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def checked_sts(idp: Idp) -> Iterator[Sts]:
+    """moto STS/IAM that first verifies web identity tokens against ``idp``."""
+    with start_sts(token_validator=idp_token_validator(idp)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def role_arn(sts: Sts, idp: Idp) -> str:
+    """A role trusting the IdP, created in moto (shared by both STS servers)."""
+    return create_role(sts, "webid-test", issuer=idp.issuer, audience=idp.audience)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from agent.plugins import InjectorPlugin
+from agent import InjectorPlugin
+from injectors.docker.cli import docker_group
 
-PLUGIN = InjectorPlugin(name="docker", summary="wrap docker run with a token sidecar")
+PLUGIN = InjectorPlugin(
+    name="docker",
+    summary="wrap docker run with a token sidecar",
+    commands=(docker_group,),
+)

@@ -1,0 +1,148 @@
+"""``inject k8s``: the webhook's patch applied to every pod template of a YAML file.
+
+For clusters where no webhook can be installed. Each document is a Pod or a
+workload holding a pod template (Deployment, StatefulSet, DaemonSet,
+ReplicaSet, ReplicationController, Job, CronJob; a ``List`` is walked item by
+item); anything else passes through as it is. The same annotations, mapping
+file, templates and idempotence as the webhook apply, because the same
+:func:`plan_pod` builds the patch and ``jsonpatch`` applies it.
+
+Known limit: YAML comments and key quoting are not kept (PyYAML drops them);
+every field and every document is.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import InputError
+from injectors.kubernetes.options import InjectorConfig, PodDefaults
+from injectors.kubernetes.patch import plan_pod
+
+__all__ = ["InjectResult", "inject_documents", "load_documents"]
+
+log = logging.getLogger(__name__)
+
+# kind -> JSON pointer tokens from the document to its pod template
+TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": (),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "PodTemplate": ("template",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+@dataclass
+class InjectResult:
+    """The rewritten documents and what happened to each pod template."""
+
+    documents: list[Any]
+    injected: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_documents(text: str, *, source: str) -> list[tuple[int, Any]]:
+    """Parse multi-document YAML into ``(first line, document)`` pairs.
+
+    Empty documents (a stray ``---``) are dropped; a YAML error names the line.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    documents: list[tuple[int, Any]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            documents.append(
+                (node.start_mark.line + 1, loader.construct_document(node))
+            )
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"not valid YAML: {problem}", where=where) from exc
+    finally:
+        loader.dispose()
+    return [(line, doc) for line, doc in documents if doc is not None]
+
+
+def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every pod template in a document, with its JSON pointer."""
+    if not isinstance(document, dict):
+        return
+    kind = document.get("kind")
+    if kind == "List" and isinstance(document.get("items"), list):
+        for index, item in enumerate(document["items"]):
+            yield from _templates(item, f"{pointer}/items/{index}")
+        return
+    if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
+        return
+    node: Any = document
+    path = pointer
+    for key in TEMPLATE_PATHS[kind]:
+        node = node.get(key) if isinstance(node, dict) else None
+        path = f"{path}/{key}"
+    if not isinstance(node, dict):
+        raise InputError(f"a {kind} without a pod template", where=path or "/")
+    yield path, node
+
+
+def _label(document: dict[str, Any], template: dict[str, Any]) -> str:
+    meta = document.get("metadata") or {}
+    name = meta.get("name") or meta.get("generateName") or "<unnamed>"
+    return f"{document.get('kind')}/{name}"
+
+
+def inject_documents(
+    documents: list[tuple[int, Any]],
+    *,
+    config: InjectorConfig,
+    defaults: PodDefaults | None,
+    source: str,
+    namespace: str = "default",
+) -> InjectResult:
+    """Patch every opted-in pod template in place; return what was done."""
+    import jsonpatch
+
+    result = InjectResult(documents=[doc for _, doc in documents])
+    for line, document in documents:
+        for pointer, template in _templates(document, ""):
+            # the defaults that apply to this template
+            meta = document.get("metadata") or {}
+            spec = template.get("spec") or {}
+            ns = str(meta.get("namespace") or namespace)
+            account = str(spec.get("serviceAccountName") or "default")
+            layers = defaults.layers(ns, account) if defaults else []
+            label = _label(document, template)
+
+            # build the patch, naming file:line and the pointer on bad input
+            try:
+                plan = plan_pod(template, config=config, layers=layers)
+            except InputError as exc:
+                raise InputError(
+                    f"{label}: {exc.message}",
+                    where=f"{source}:{line} {pointer}{exc.where or ''}",
+                ) from exc
+            result.warnings.extend(f"{label}: {w}" for w in plan.warnings)
+            if plan.decision == "not-opted-in":
+                log.debug("%s: not opted in, unchanged", label)
+                continue
+
+            # apply it where the template lives; the ops hold cached fragments,
+            # so they are copied first (no shared objects, no YAML aliases)
+            jsonpatch.apply_patch(template, copy.deepcopy(plan.ops), in_place=True)
+            if plan.decision == "injected":
+                result.injected.append(label)
+            log.info("%s: %s (%d ops)", label, plan.decision, len(plan.ops))
+    return result

@@ -1,0 +1,444 @@
+"""Injection into an HCL2 job file by editing the original text.
+
+The file is parsed into a positional model (:mod:`.hclsource`); the injector
+computes a list of edits (insert rendered snippets before a block's closing
+brace, remove the tasks a previous run added) and applies them to the
+original text. Everything else - expressions, variables, heredocs, comments,
+alignment - stays byte for byte as the user wrote it. The result is parsed
+again and its structure checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+
+from agent import ENV_ROLE_ARN, EnvMerge, InputError, merge_env
+
+from .hclsource import Attribute, Block, HclSource, parse_hcl
+from .options import META_ROLE_KEY, OWN_TASKS, GroupRole, InjectConfig, check_role_arn
+from .snippets import Snippets
+
+__all__ = ["HclResult", "inject_hcl", "static_structure"]
+
+log = logging.getLogger(__name__)
+
+_PLAIN_STRING = re.compile(r'^"([^"\\$%]*)"$')
+_PLACEHOLDER_ROLE = "arn:aws:iam::000000000000:role/placeholder"
+
+
+@dataclass
+class HclResult:
+    """The rewritten text, what was injected, and what the user should know."""
+
+    text: str
+    injected: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Edit:
+    start: int
+    end: int
+    text: str
+
+
+# -- reading the job ----------------------------------------------------------
+
+
+def _where(src: HclSource, offset: int) -> str:
+    return f"{src.path}:{src.line_of(offset)}"
+
+
+def _the_job(src: HclSource) -> Block:
+    jobs = [b for b in src.blocks if b.type == "job"]
+    if not jobs:
+        raise InputError("no job block found", where=src.path)
+    if len(jobs) > 1:
+        raise InputError(
+            f"{len(jobs)} job blocks in one file; give one job per file",
+            where=_where(src, jobs[1].start),
+        )
+    return jobs[0]
+
+
+def _groups(src: HclSource, job: Block) -> tuple[list[Block], list[Block]]:
+    """Static groups and ``dynamic "group"`` blocks; names must be unique."""
+    groups = job.children("group")
+    dynamic = [b for b in job.children("dynamic") if b.label == "group"]
+    if not groups and not dynamic:
+        raise InputError(
+            f"job {job.label!r} has no group", where=_where(src, job.start)
+        )
+    seen: set[str] = set()
+    for group in groups:
+        if group.label in seen:
+            raise InputError(
+                f"group {group.label!r} is defined twice",
+                where=_where(src, group.start),
+            )
+        seen.add(group.label)
+    return groups, dynamic
+
+
+def _meta_role(src: HclSource, group: Block) -> GroupRole | None:
+    """``webid_role_arn`` from a ``meta`` block or a ``meta = {...}`` attribute."""
+    value: str | None = None
+    at = group.start
+    for meta in group.children("meta"):
+        attr = meta.attribute(META_ROLE_KEY)
+        if attr is not None:
+            value, at = attr.value, attr.start
+    meta_attr = group.attribute("meta")
+    if meta_attr is not None and meta_attr.obj and META_ROLE_KEY in meta_attr.obj.keys:
+        value, at = meta_attr.obj.keys[META_ROLE_KEY], meta_attr.start
+    if value is None:
+        return None
+    literal = _PLAIN_STRING.match(value)
+    if literal:
+        arn = check_role_arn(literal.group(1), where=_where(src, at))
+        return GroupRole(value=arn, hcl=value)
+    # an expression (var.role, local.x): Nomad evaluates it, we copy it as is
+    return GroupRole(value=None, hcl=value)
+
+
+def static_structure(src: HclSource) -> dict[str, tuple[int, dict[str, int]]]:
+    """Group name -> (line, {static task name: line}) as written in the file."""
+    job = _the_job(src)
+    return {
+        g.label: (g.line, {t.label: t.line for t in g.children("task")})
+        for g in job.children("group")
+    }
+
+
+# -- layout helpers -------------------------------------------------------------
+
+
+def _unit(src: HclSource, job: Block, groups: list[Block]) -> str:
+    """The file's indentation step, guessed from job -> group nesting."""
+    if groups:
+        outer, inner = src.indent_at(job.start), src.indent_at(groups[0].start)
+        if inner.startswith(outer) and len(inner) > len(outer):
+            return inner[len(outer) :]
+    return "  "
+
+
+def _child_indent(src: HclSource, block: Block, unit: str) -> str:
+    first = block.first_item_start()
+    if first is not None and src.line_of(first) != src.line_of(block.open):
+        return src.indent_at(first)
+    return src.indent_at(block.start) + unit
+
+
+def _reindent(snippet: str, *, base: str, unit: str, newline: str) -> str:
+    """Shift a snippet written with 2-space steps to the file's indentation."""
+    lines = []
+    for line in snippet.splitlines():
+        stripped = line.lstrip(" ")
+        if not stripped:
+            lines.append("")
+            continue
+        depth = (len(line) - len(stripped)) // 2
+        lines.append(base + unit * depth + stripped)
+    return newline.join(lines) + newline
+
+
+def _insert_before_close(
+    src: HclSource,
+    *,
+    close: int,
+    opener: int,
+    body: str,
+    blank_line: bool,
+) -> _Edit:
+    """Insert ``body`` (already indented, ends with a newline) before ``}``."""
+    nl = src.newline
+    if src.only_space_before(close):
+        at = src.line_start(close)
+        return _Edit(at, at, (nl if blank_line else "") + body)
+    # the brace shares its line with content: open a new line, then close
+    # again at the indentation of the line that opened the block
+    return _Edit(close, close, nl + body + src.indent_at(opener))
+
+
+def _line_span(src: HclSource, block: Block) -> tuple[int, int]:
+    """A whole-line span covering ``block`` and one blank line before it."""
+    start = src.line_start(block.start)
+    end = src.text.find("\n", block.close)
+    end = len(src.text) if end < 0 else end + 1
+    before = src.line_start(start - 1) if start > 0 else start
+    if start > 0 and not src.text[before:start].strip():
+        start = before
+    return start, end
+
+
+# -- the injection --------------------------------------------------------------
+
+
+class _HclInjector:
+    def __init__(self, src: HclSource, config: InjectConfig, snippets: Snippets):
+        self.src = src
+        self.config = config
+        self.snippets = snippets
+        self.edits: list[_Edit] = []
+        self.warnings: list[str] = []
+
+    def run(self) -> HclResult:
+        src, config = self.src, self.config
+        job = _the_job(src)
+        groups, dynamic = _groups(src, job)
+        self.unit = _unit(src, job, groups)
+        for block in dynamic:
+            self.warnings.append(
+                f'{_where(src, block.start)}: dynamic "group" blocks are not '
+                "injected from the file; use --plan/--submit so Nomad expands "
+                "them first"
+            )
+
+        # which groups, with which role
+        names = {g.label for g in groups}
+        unknown = [n for n in config.groups if n not in names]
+        if unknown:
+            raise InputError(
+                f"no group named {', '.join(map(repr, unknown))} in job "
+                f"{job.label!r} (groups: {', '.join(sorted(names))})",
+                where="--group",
+            )
+        injected: list[str] = []
+        for group in groups:
+            if config.groups and group.label not in config.groups:
+                continue
+            role = _meta_role(src, group)
+            if role is None and config.role_arn:
+                role = GroupRole(value=config.role_arn)
+            if role is None:
+                if config.groups:
+                    raise InputError(
+                        f"group {group.label!r} has no meta {META_ROLE_KEY} and "
+                        "no --role-arn was given",
+                        where=_where(src, group.start),
+                    )
+                continue
+            self._group(job, group, role)
+            injected.append(group.label)
+        if not injected:
+            self.warnings.append(
+                f"{src.path}: no group has meta {META_ROLE_KEY} and no --role-arn "
+                "was given; the job is unchanged"
+            )
+        return HclResult(text=self._apply(), injected=injected, warnings=self.warnings)
+
+    # -- one group ----------------------------------------------------------
+
+    def _group(self, job: Block, group: Block, role: GroupRole) -> None:
+        src = self.src
+        context = self.config.group_context(
+            job_id=job.label, group=group.label, role=role
+        )
+        entries = self._entries(role)
+
+        # the workload tasks: static ones and the content of dynamic ones
+        for task in group.children("task"):
+            if task.label not in OWN_TASKS:
+                self._task_env(task, task.label, entries, context)
+        for dyn in group.children("dynamic"):
+            if dyn.label == "task":
+                for content in dyn.children("content"):
+                    name = f"dynamic {dyn.label}"
+                    self._task_env(content, name, entries, context)
+
+        # our own tasks: drop a previous run's, add the current ones
+        for task in group.children("task"):
+            if task.label in OWN_TASKS:
+                start, end = _line_span(src, task)
+                self.edits.append(_Edit(start, end, ""))
+        snippet = self.snippets.text("tasks.hcl.j2", context)
+        body = _reindent(
+            snippet,
+            base=_child_indent(src, group, self.unit),
+            unit=self.unit,
+            newline=src.newline,
+        )
+        self.edits.append(
+            _insert_before_close(
+                src, close=group.close, opener=group.start, body=body, blank_line=True
+            )
+        )
+
+    def _entries(self, role: GroupRole) -> list[dict[str, str | None]]:
+        env = self.config.workload_env(role.value or _PLACEHOLDER_ROLE)
+        return [
+            {
+                "name": name,
+                "value": value,
+                "hcl": role.hcl if name == ENV_ROLE_ARN else None,
+            }
+            for name, value in env.items()
+        ]
+
+    # -- one workload task --------------------------------------------------
+
+    def _task_env(
+        self,
+        task: Block,
+        name: str,
+        entries: list[dict[str, str | None]],
+        context: dict[str, object],
+    ) -> None:
+        src = self.src
+        where = f"{_where(src, task.start)} task {name!r}"
+        for template in task.children("template"):
+            env_attr = template.attribute("env")
+            if env_attr is not None and env_attr.value.strip() == "true":
+                self.warnings.append(
+                    f"{where}: sets env from a template (env = true); if it sets "
+                    "AWS_ROLE_ARN or AWS_WEB_IDENTITY_TOKEN_FILE that value wins"
+                )
+        if any(b.label == "env" for b in task.children("dynamic")):
+            self.warnings.append(f"{where}: has a dynamic env block; check its AWS_*")
+
+        env_blocks = task.children("env")
+        env_attr = task.attribute("env")
+        existing: dict[str, str] = {}
+        if env_blocks:
+            existing = {a.name: a.value for b in env_blocks for a in b.attributes}
+        elif env_attr is not None:
+            if env_attr.obj is None:
+                self.warnings.append(
+                    f"{where}: env is an expression ({env_attr.value.strip()}); "
+                    "add AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE to it yourself"
+                )
+                return
+            existing = dict(env_attr.obj.keys)
+
+        # what to add, what the task keeps (and whether it differs from ours)
+        wanted = {str(e["name"]): _hcl_value(e) for e in entries}
+        merge = merge_env(existing, wanted)
+        differing = {k: v for k, v in merge.kept.items() if v.strip() != wanted[k]}
+        if differing:
+            self.warnings.extend(EnvMerge(added={}, kept=differing).warnings(where))
+        added = [e for e in entries if e["name"] in merge.added]
+        if not added:
+            return
+        local = {**context, "entries": added}
+
+        # into the existing env block or object, else a new env block
+        if env_blocks:
+            target = env_blocks[-1]
+            lines = self.snippets.text("env_entries.hcl.j2", local)
+            body = _reindent(
+                lines,
+                base=_child_indent(src, target, self.unit),
+                unit=self.unit,
+                newline=src.newline,
+            )
+            self.edits.append(
+                _insert_before_close(
+                    src,
+                    close=target.close,
+                    opener=target.start,
+                    body=body,
+                    blank_line=False,
+                )
+            )
+        elif env_attr is not None and env_attr.obj is not None:
+            self.edits.append(self._into_object(env_attr, local))
+        else:
+            block = self.snippets.text("env_block.hcl.j2", local)
+            body = _reindent(
+                block,
+                base=_child_indent(src, task, self.unit),
+                unit=self.unit,
+                newline=src.newline,
+            )
+            self.edits.append(
+                _insert_before_close(
+                    src,
+                    close=task.close,
+                    opener=task.start,
+                    body=body,
+                    blank_line=task.first_item_start() is not None,
+                )
+            )
+
+    def _into_object(self, attr: Attribute, context: dict[str, object]) -> _Edit:
+        src = self.src
+        assert attr.obj is not None  # noqa: S101 - checked by the caller
+        first_key_line = None
+        if attr.obj.keys:
+            # the first element's line, if the object spans several lines
+            after_open = src.text.find("\n", attr.obj.start, attr.obj.close)
+            if after_open >= 0:
+                first_key_line = after_open + 1
+        if first_key_line is not None and src.only_space_before(attr.obj.close):
+            base = src.indent_at(first_key_line)
+        else:
+            base = src.indent_at(attr.start) + self.unit
+        lines = self.snippets.text("env_entries.hcl.j2", context)
+        body = _reindent(lines, base=base, unit=self.unit, newline=src.newline)
+        return _insert_before_close(
+            src,
+            close=attr.obj.close,
+            opener=attr.start,
+            body=body,
+            blank_line=False,
+        )
+
+    # -- applying the edits -------------------------------------------------
+
+    def _apply(self) -> str:
+        text = self.src.text
+        ordered = sorted(self.edits, key=lambda e: (e.start, e.end))
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if before.end > after.start:
+                raise InputError(
+                    "overlapping edits (unexpected layout)",
+                    where=_where(self.src, after.start),
+                )
+        for edit in reversed(ordered):
+            text = text[: edit.start] + edit.text + text[edit.end :]
+        return text
+
+
+def _hcl_value(entry: dict[str, str | None]) -> str:
+    """The HCL source text we write for one env entry."""
+    if entry["hcl"] is not None:
+        return entry["hcl"]
+    return json.dumps(entry["value"])
+
+
+# -- checking the result ----------------------------------------------------------
+
+
+def _check(before: HclSource, after: HclSource, injected: list[str]) -> None:
+    """The rewritten job keeps every group and task, and adds ours once."""
+    old = {g: list(t) for g, (_, t) in static_structure(before).items()}
+    new = {g: list(t) for g, (_, t) in static_structure(after).items()}
+    if list(old) != list(new):
+        raise InputError(
+            f"groups changed from {list(old)} to {list(new)} while injecting",
+            where=before.path,
+        )
+    for group, tasks in old.items():
+        user = [t for t in tasks if t not in OWN_TASKS]
+        expected = user + list(OWN_TASKS) if group in injected else tasks
+        if new[group] != expected:
+            raise InputError(
+                f"group {group!r}: tasks {new[group]} after injection, "
+                f"expected {expected}",
+                where=before.path,
+            )
+
+
+def inject_hcl(
+    text: str, *, path: str, config: InjectConfig, snippets: Snippets
+) -> HclResult:
+    """Inject every opted-in group of the HCL job in ``text``."""
+    src = parse_hcl(text, path=path)
+    result = _HclInjector(src, config, snippets).run()
+    if result.injected:
+        after = parse_hcl(result.text, path=f"{path} (injected)")
+        _check(src, after, result.injected)
+    return result

@@ -1,0 +1,243 @@
+"""A positional view of an HCL2 file: blocks and attributes with their spans.
+
+python-hcl2's raw Lark tree keeps the character offsets of every node
+(``propagate_positions``); this module turns it into a small typed model of
+blocks and attributes pointing into the ORIGINAL text, so the injector can
+insert text at exact places and leave every byte it does not touch as the
+user wrote it. Nothing here re-serialises HCL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import InputError
+
+__all__ = ["Attribute", "Block", "HclSource", "ObjectValue", "parse_hcl"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ObjectValue:
+    """An object expression ``{ k = v ... }`` with its keys and closing brace."""
+
+    keys: dict[str, str]  # key -> source text of its value
+    start: int
+    close: int  # offset of the closing ``}``
+
+
+@dataclass
+class Attribute:
+    """``name = expression``; ``value`` is the expression's source text."""
+
+    name: str
+    value: str
+    start: int
+    end: int
+    line: int
+    obj: ObjectValue | None = None
+
+
+@dataclass
+class Block:
+    """``type "label" ... { body }`` with the offsets of its braces."""
+
+    type: str
+    labels: list[str]
+    start: int
+    end: int
+    line: int
+    open: int  # offset of ``{``
+    close: int  # offset of ``}``
+    attributes: list[Attribute] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The first label, or '' for an unlabelled block."""
+        return self.labels[0] if self.labels else ""
+
+    def attribute(self, name: str) -> Attribute | None:
+        """The last attribute called ``name`` (HCL forbids duplicates anyway)."""
+        found = [a for a in self.attributes if a.name == name]
+        return found[-1] if found else None
+
+    def children(self, kind: str) -> list[Block]:
+        """Direct child blocks of one type."""
+        return [b for b in self.blocks if b.type == kind]
+
+    def first_item_start(self) -> int | None:
+        """Offset of the first attribute or block in the body, if any."""
+        starts = [a.start for a in self.attributes] + [b.start for b in self.blocks]
+        return min(starts) if starts else None
+
+
+@dataclass
+class HclSource:
+    """The original text and its top-level blocks."""
+
+    text: str
+    path: str
+    blocks: list[Block]
+    newline: str
+
+    def line_of(self, offset: int) -> int:
+        """1-based line number of a character offset."""
+        return self.text.count("\n", 0, offset) + 1
+
+    def line_start(self, offset: int) -> int:
+        """Offset of the first character of the line holding ``offset``."""
+        return self.text.rfind("\n", 0, offset) + 1
+
+    def indent_at(self, offset: int) -> str:
+        """Leading whitespace of the line holding ``offset``."""
+        start = self.line_start(offset)
+        end = start
+        while end < len(self.text) and self.text[end] in " \t":
+            end += 1
+        return self.text[start:end]
+
+    def only_space_before(self, offset: int) -> bool:
+        """True when nothing but blanks precedes ``offset`` on its line."""
+        return self.text[self.line_start(offset) : offset].strip(" \t\r") == ""
+
+
+# -- building the model from the Lark tree ------------------------------------
+
+
+def _token_text(node: Any) -> str:
+    from lark import Token
+
+    if isinstance(node, Token):
+        return str(node)
+    return "".join(_token_text(child) for child in node.children)
+
+
+def _name(node: Any) -> str:
+    """An attribute name or block type: identifier, keyword or literal."""
+    return _token_text(node).strip()
+
+
+def _label(node: Any, text: str) -> str:
+    """A block label: a plain string's content, else its source text."""
+    from lark import Tree
+
+    if isinstance(node, Tree) and node.data == "string":
+        parts = node.children[1:-1]
+        if all(
+            isinstance(p, Tree) and p.data == "string_part" and not _has_tree(p)
+            for p in parts
+        ):
+            return "".join(_token_text(p) for p in parts)
+        return text[node.meta.start_pos : node.meta.end_pos]
+    return _name(node)
+
+
+def _has_tree(node: Any) -> bool:
+    from lark import Tree
+
+    return any(isinstance(child, Tree) for child in node.children)
+
+
+def _object(node: Any, text: str) -> ObjectValue | None:
+    """The object literal behind an ``expr_term``, if the value is one."""
+    from lark import Token, Tree
+
+    if not (isinstance(node, Tree) and node.data == "expr_term" and node.children):
+        return None
+    inner = node.children[0]
+    if not (isinstance(inner, Tree) and inner.data == "object"):
+        return None
+    keys: dict[str, str] = {}
+    for elem in inner.children:
+        if isinstance(elem, Tree) and elem.data == "object_elem":
+            key_node, value = elem.children[0], elem.children[-1]
+            key = _token_text(key_node).strip().strip('"')
+            keys[key] = text[value.meta.start_pos : value.meta.end_pos]
+    close = inner.children[-1]
+    assert isinstance(close, Token)  # noqa: S101 - grammar: object ends with RBRACE
+    return ObjectValue(
+        keys=keys, start=inner.meta.start_pos, close=close.start_pos or 0
+    )
+
+
+def _body(node: Any, text: str, block: Block) -> None:
+    from lark import Tree
+
+    for item in node.children:
+        if not isinstance(item, Tree):
+            continue
+        if item.data == "attribute":
+            name_node, value = item.children[0], item.children[-1]
+            block.attributes.append(
+                Attribute(
+                    name=_name(name_node),
+                    value=text[value.meta.start_pos : value.meta.end_pos],
+                    start=item.meta.start_pos,
+                    end=item.meta.end_pos,
+                    line=item.meta.line,
+                    obj=_object(value, text),
+                )
+            )
+        elif item.data == "block":
+            block.blocks.append(_block(item, text))
+
+
+def _block(node: Any, text: str) -> Block:
+    from lark import Token, Tree
+
+    children = node.children
+    labels: list[str] = []
+    open_at = close_at = 0
+    body = None
+    for child in children[1:]:
+        if isinstance(child, Token) and child.type == "LBRACE":
+            open_at = child.start_pos or 0
+        elif isinstance(child, Token) and child.type == "RBRACE":
+            close_at = child.start_pos or 0
+        elif isinstance(child, Tree) and child.data == "body":
+            body = child
+        elif isinstance(child, Tree) and child.data != "new_line_or_comment":
+            if not open_at:
+                labels.append(_label(child, text))
+    block = Block(
+        type=_name(children[0]),
+        labels=labels,
+        start=node.meta.start_pos,
+        end=node.meta.end_pos,
+        line=node.meta.line,
+        open=open_at,
+        close=close_at,
+    )
+    if body is not None:
+        _body(body, text, block)
+    return block
+
+
+def parse_hcl(text: str, *, path: str) -> HclSource:
+    """Parse HCL2 text into a positional model; syntax errors name file:line."""
+    from hcl2.api import parses_to_tree
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        tree = parses_to_tree(text)
+    except UnexpectedInput as exc:
+        line = getattr(exc, "line", 0) or 0
+        column = getattr(exc, "column", 0) or 0
+        found = getattr(exc, "token", None) or getattr(exc, "char", None)
+        what = f"unexpected {str(found).strip()!r}" if found else "unexpected input"
+        if found is not None and not str(found).strip():
+            what = "unexpected end of line or file"
+        raise InputError(
+            f"HCL syntax error: {what}", where=f"{path}:{line}:{column}"
+        ) from None
+    root = Block(
+        type="", labels=[], start=0, end=len(text), line=1, open=0, close=len(text)
+    )
+    _body(tree.children[0], text, root)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    log.debug("parsed %s: %d top-level blocks", path, len(root.blocks))
+    return HclSource(text=text, path=path, blocks=root.blocks, newline=newline)

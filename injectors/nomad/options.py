@@ -1,0 +1,246 @@
+"""What to inject: the validated settings of one run and the template contexts.
+
+:class:`InjectConfig` holds everything the command line decided (image,
+driver, resources, IdP settings, where the client secret lives). For each
+injected group :meth:`InjectConfig.group_context` builds the one dictionary
+every template of ``templates/nomad/`` receives, so the HCL and JSON forms
+can never disagree about names, paths or settings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent import (
+    NOMAD_TOKEN_PATH,
+    ROLE_ARN_PATTERN,
+    ConfigError,
+    InputError,
+    SidecarSpec,
+    WorkloadEnv,
+)
+
+__all__ = [
+    "AGENT_TASK",
+    "DRIVERS",
+    "META_ROLE_KEY",
+    "OWN_TASKS",
+    "SECRET_FILE",
+    "TOKEN_TASK",
+    "GroupRole",
+    "IdpConfig",
+    "InjectConfig",
+    "SecretSource",
+    "check_role_arn",
+]
+
+# names and paths, not credentials (S105 would flag the words token/secret)
+# ruff: noqa: S105
+META_ROLE_KEY = "webid_role_arn"
+TOKEN_TASK = "webid-token"
+AGENT_TASK = "webid-agent"
+OWN_TASKS = (TOKEN_TASK, AGENT_TASK)
+DRIVERS = ("docker", "exec", "raw_exec")
+
+# where the template blocks render the client credential, inside each task
+SECRET_FILE = "secrets/client-secret"
+CLIENT_ID_FILE = "secrets/client-id"
+# the same files as the agent sees them (Nomad interpolates the variable)
+SECRET_PATH_IN_TASK = "${NOMAD_SECRETS_DIR}/client-secret"
+CLIENT_ID_PATH_IN_TASK = "${NOMAD_SECRETS_DIR}/client-id"
+
+# Nomad Variable items and Vault fields holding the client credential
+SECRET_ITEM = "webid_client_secret"
+CLIENT_ID_ITEM = "webid_client_id"
+
+# a secret path goes inside a quoted consul-template argument: no quotes,
+# braces, spaces or interpolation characters
+_SECRET_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.@-]*$")
+_ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_role_arn(value: str, *, where: str) -> str:
+    """Return ``value`` if it is an IAM role ARN, else raise naming ``where``."""
+    if not _ROLE_ARN.match(value):
+        raise InputError(f"not an IAM role ARN: {value!r}", where=where)
+    return value
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where the client credential is read from at run time.
+
+    ``kind`` ``nomad`` reads a Nomad Variable (default path
+    ``nomad/jobs/<job>/<group>``, readable by the group's tasks without any
+    extra ACL policy); ``vault`` reads a Vault secret (KV v2 by default).
+    """
+
+    kind: Literal["nomad", "vault"] = "nomad"
+    path: str | None = None
+    vault_kv_version: int = 2
+    vault_role: str | None = None
+    vault_policies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "vault" and not self.path:
+            raise ConfigError("a Vault secret needs a path", where="--vault-path")
+        if self.path is not None and not _SECRET_PATH.match(self.path):
+            option = "--vault-path" if self.kind == "vault" else "--variable-path"
+            raise ConfigError(
+                f"secret path {self.path!r} may only hold letters, digits and /_.@-",
+                where=option,
+            )
+
+    def path_for(self, *, job_id: str, group: str) -> str:
+        """The path for one group: the given one, or the group's own variable."""
+        if self.path:
+            return self.path
+        for name, value in (("job", job_id), ("group", group)):
+            if not _PLAIN_NAME.match(value):
+                raise InputError(
+                    f"{name} name {value!r} cannot form a Nomad Variable path; "
+                    "give --variable-path",
+                    where=f"{name} {value}",
+                )
+        return f"nomad/jobs/{job_id}/{group}"
+
+
+@dataclass(frozen=True)
+class IdpConfig:
+    """Non-secret IdP settings handed to the agent tasks as ``WEBID_*``."""
+
+    provider: str = "oidc"
+    authority: str = ""
+    tenant_id: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    ca_bundle: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.authority:
+            raise ConfigError(
+                "the IdP authority (issuer URL) is required", where="--authority"
+            )
+        if not self.authority.startswith("https://"):
+            raise ConfigError(
+                f"authority must be an https URL, got {self.authority!r}",
+                where="--authority",
+            )
+        for name in ("authority", "scope", "audience", "issuer", "ca_bundle"):
+            value = getattr(self, name) or ""
+            # Nomad would interpolate these inside the job; refuse, don't guess
+            if "${" in value or "%{" in value:
+                option = "--" + name.replace("_", "-")
+                raise ConfigError("must not contain ${ or %{", where=option)
+
+
+@dataclass(frozen=True)
+class GroupRole:
+    """The role of one group: a literal ARN, or an HCL expression as written."""
+
+    value: str | None
+    hcl: str | None = None
+
+
+@dataclass(frozen=True)
+class InjectConfig:
+    """Everything one ``inject nomad`` run decided, validated."""
+
+    idp: IdpConfig
+    secret: SecretSource = field(default_factory=SecretSource)
+    role_arn: str | None = None
+    groups: tuple[str, ...] = ()
+    image: str = "webid-agent"
+    driver: str = "docker"
+    agent_command: str = "webid-agent"
+    cpu: int = 50
+    memory: int = 128
+    deadline: int = 60
+    listen: str | None = None
+    session_name: str | None = None
+    region: str | None = None
+    templates_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.driver not in DRIVERS:
+            raise ConfigError(f"unknown driver {self.driver!r}", where="--driver")
+        if self.role_arn is not None:
+            check_role_arn(self.role_arn, where="--role-arn")
+        for name, value in (("cpu", self.cpu), ("memory", self.memory)):
+            if value <= 0:
+                raise ConfigError("must be a positive number", where=f"--{name}")
+
+    # -- what the agent tasks and the workload tasks get ------------------
+
+    def agent_env(self, *, sidecar: bool) -> dict[str, str]:
+        """``WEBID_*`` variables of the token task or of the sidecar task."""
+        idp = self.idp
+        listen = self.listen
+        if listen is None and self.driver != "docker":
+            # exec/raw_exec share the host network: a fixed port would clash
+            # between allocations on one client, so health serving is opt-in
+            listen = ""
+        extra = {"WEBID_LISTEN": listen} if sidecar and listen is not None else {}
+        spec = SidecarSpec(
+            provider=idp.provider,
+            authority=idp.authority,
+            tenant_id=idp.tenant_id,
+            client_id=idp.client_id,
+            client_id_file=None if idp.client_id else CLIENT_ID_PATH_IN_TASK,
+            client_secret_file=SECRET_PATH_IN_TASK,
+            scope=idp.scope,
+            audience=idp.audience,
+            issuer=idp.issuer,
+            ca_bundle=idp.ca_bundle,
+            token_file=NOMAD_TOKEN_PATH,
+            extra_env=extra,
+        )
+        return spec.env()
+
+    def workload_env(self, role_arn: str) -> dict[str, str]:
+        """The AWS variables every workload task gets."""
+        return WorkloadEnv(
+            role_arn=role_arn,
+            token_file=NOMAD_TOKEN_PATH,
+            session_name=self.session_name,
+            region=self.region,
+        ).as_env()
+
+    def group_context(
+        self, *, job_id: str, group: str, role: GroupRole
+    ) -> dict[str, Any]:
+        """The context every ``templates/nomad`` template is rendered with."""
+        secret = self.secret
+        return {
+            "job_id": job_id,
+            "group": group,
+            "token_task": TOKEN_TASK,
+            "agent_task": AGENT_TASK,
+            "driver": self.driver,
+            "image": self.image,
+            "agent_command": self.agent_command,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "deadline": self.deadline,
+            "token_env": self.agent_env(sidecar=False),
+            "agent_env": self.agent_env(sidecar=True),
+            "secret": {
+                "kind": secret.kind,
+                "path": secret.path_for(job_id=job_id, group=group),
+                "kv_version": secret.vault_kv_version,
+                "vault_role": secret.vault_role,
+                "vault_policies": list(secret.vault_policies),
+                "secret_item": SECRET_ITEM,
+                "client_id_item": None if self.idp.client_id else CLIENT_ID_ITEM,
+                "secret_file": SECRET_FILE,
+                "client_id_file": CLIENT_ID_FILE,
+            },
+            "role_arn": role.value,
+            "role_arn_hcl": role.hcl,
+        }

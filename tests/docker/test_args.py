@@ -1,0 +1,90 @@
+"""Reading `docker run` arguments: where the image is, what the user already set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import InputError
+from injectors.docker.args import parse_run_args
+
+CASES = [
+    (["img"], "img", [], None, False, set()),
+    (
+        ["--rm", "-it", "img", "sh", "-c", "echo hi"],
+        "img",
+        ["sh", "-c", "echo hi"],
+        None,
+        False,
+        set(),
+    ),
+    (["-d", "--name", "x", "img"], "img", [], None, True, set()),
+    (["-dit", "img", "--flag-of-app"], "img", ["--flag-of-app"], None, True, set()),
+    (["--network", "host", "img"], "img", [], "host", False, set()),
+    (["--net=container:db", "img"], "img", [], "container:db", False, set()),
+    (
+        ["-e", "AWS_ROLE_ARN=mine", "--env=A=1", "-eB=2", "img"],
+        "img",
+        [],
+        None,
+        False,
+        {"AWS_ROLE_ARN", "A", "B"},
+    ),
+    (["-e", "AWS_REGION", "img"], "img", [], None, False, {"AWS_REGION"}),
+    (
+        ["-v", "/a:/b", "-p", "80:80", "--user", "1000", "img", "cmd"],
+        "img",
+        ["cmd"],
+        None,
+        False,
+        set(),
+    ),
+    (["--detach=false", "img"], "img", [], None, False, set()),
+    (["--", "img", "-v"], "img", ["-v"], None, False, set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "image", "command", "network", "detach", "env"), CASES
+)
+def test_parse(
+    argv: list[str],
+    image: str,
+    command: list[str],
+    network: str | None,
+    detach: bool,
+    env: set[str],
+) -> None:
+    args = parse_run_args(argv)
+
+    assert args.image == image
+    assert args.command == command
+    assert args.network == network
+    assert args.detach is detach
+    assert args.env_names == env
+    assert args.options + [args.image] + args.command == [a for a in argv if a != "--"]
+
+
+def test_env_file_names_count(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# comment\nAWS_ROLE_ARN=arn:x\n\nOTHER=1\n")
+
+    args = parse_run_args(["--env-file", str(env_file), "img"])
+
+    assert args.env_names == {"AWS_ROLE_ARN", "OTHER"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "no image given"),
+        (["--rm"], "no image given"),
+        (["--name"], "--name needs a value"),
+        (["-Z", "img"], "unknown option '-Z'"),
+        (["--env-file", "/nonexistent/env", "img"], "cannot read env file"),
+    ],
+)
+def test_bad_arguments(argv: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_run_args(argv)

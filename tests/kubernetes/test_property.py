@@ -1,0 +1,127 @@
+"""Generated pods: the patch always applies, always validates, and is idempotent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agent import TOKEN_DIR
+from injectors.kubernetes.options import InjectorConfig
+from injectors.kubernetes.patch import plan_pod
+
+NAMES = ["app", "web", "sidecar", "migrate", "webid-agent", "webid-init", "x1"]
+ENV_NAMES = ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "FOO"]
+VOLUMES = ["data", "cache", "webid-token", "webid-client"]
+PATHS = ["/data", "/cache", TOKEN_DIR, "/var/run/secrets", "/tmp/x"]
+SETTINGS = [
+    InjectorConfig(authority="https://idp.example/t1"),
+    InjectorConfig(authority="https://idp.example/t1", native_sidecar="always"),
+    InjectorConfig(
+        authority="https://idp.example/t1", ca_configmap="ca", client_auth="certificate"
+    ),
+]
+
+
+@st.composite
+def containers(draw: st.DrawFn, names: list[str], volumes: list[str]) -> list[Any]:
+    result = []
+    for name in names:
+        container: dict[str, Any] = {"name": name, "image": f"registry.example/{name}"}
+        env_names = draw(st.lists(st.sampled_from(ENV_NAMES), unique=True))
+        env_style = draw(st.sampled_from(["missing", "null", "list"]))
+        if env_style == "null":
+            container["env"] = None
+        elif env_style == "list":
+            container["env"] = [
+                {"name": n, "value": draw(st.text(max_size=5))} for n in env_names
+            ]
+        if volumes and draw(st.booleans()):
+            paths = draw(st.lists(st.sampled_from(PATHS), unique=True, max_size=3))
+            container["volumeMounts"] = [
+                {"name": draw(st.sampled_from(volumes)), "mountPath": path}
+                for path in paths
+            ]
+        if draw(st.booleans()):
+            container["ports"] = [{"containerPort": draw(st.integers(1, 65535))}]
+        result.append(container)
+    return result
+
+
+@st.composite
+def pods(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=5))
+    split = draw(st.integers(0, len(names) - 1))
+    volumes = draw(st.lists(st.sampled_from(VOLUMES), unique=True))
+    spec: dict[str, Any] = {
+        "containers": draw(containers(names[split:], volumes)),
+    }
+    if split:
+        inits = draw(containers(names[:split], volumes))
+        for init in inits:
+            if draw(st.booleans()):
+                init["restartPolicy"] = "Always"
+        spec["initContainers"] = inits
+    elif draw(st.booleans()):
+        spec["initContainers"] = None
+    if volumes:
+        spec["volumes"] = [{"name": v, "emptyDir": {}} for v in volumes]
+    if draw(st.booleans()):
+        spec["securityContext"] = {"fsGroup": draw(st.integers(1, 65535))}
+    annotations = {
+        "webid-agent.io/inject": "true",
+        "webid-agent.io/role-arn": "arn:aws:iam::111122223333:role/gen",
+    }
+    skipped = draw(st.lists(st.sampled_from(names), unique=True, max_size=2))
+    if skipped:
+        annotations["webid-agent.io/skip-containers"] = ",".join(skipped)
+    if draw(st.booleans()):
+        annotations["webid-agent.io/region"] = "eu-central-1"
+    metadata: dict[str, Any] = {"name": "gen", "annotations": annotations}
+    if draw(st.booleans()):
+        metadata["annotations"]["webid-agent.io/injected"] = "true"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(pod=pods(), which=st.integers(0, len(SETTINGS) - 1))
+def test_patch_applies_validates_and_is_idempotent(
+    pod: dict[str, Any],
+    which: int,
+    apply_ops: Callable[[dict[str, Any], list[Any]], dict[str, Any]],
+    validate_pod: Callable[..., None],
+) -> None:
+    config = SETTINGS[which]
+    first = plan_pod(pod, config=config)
+    assert first.patch_json() == json.dumps(first.ops, separators=(",", ":"))
+    patched = apply_ops(pod, first.ops)
+    native = any(
+        c.get("restartPolicy") == "Always"
+        for c in patched["spec"].get("initContainers") or []
+    )
+    validate_pod(patched, native=native, original=pod)
+
+    # patching twice equals patching once
+    second = plan_pod(patched, config=config)
+    assert second.ops == []
+    assert apply_ops(patched, second.ops) == patched
+
+    # nothing duplicated, every container name unique
+    spec = patched["spec"]
+    everything = (spec.get("initContainers") or []) + spec["containers"]
+    names = [c["name"] for c in everything]
+    assert len(names) == len(set(names))
+    for container in everything:
+        env = [e["name"] for e in container.get("env") or []]
+        assert len(env) == len(set(env))
+        paths = [m["mountPath"] for m in container.get("volumeMounts") or []]
+        assert len(paths) == len(set(paths))
+    volumes = [v["name"] for v in spec.get("volumes") or []]
+    assert len(volumes) == len(set(volumes))

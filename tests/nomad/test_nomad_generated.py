@@ -1,0 +1,125 @@
+"""Generated jobs (hypothesis): any layout keeps the user's lines, is idempotent."""
+
+from __future__ import annotations
+
+import difflib
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from injectors.nomad.hclinject import inject_hcl
+from injectors.nomad.options import IdpConfig, InjectConfig
+from injectors.nomad.snippets import Snippets
+from tests.nomad.helpers import groups_of, hcl_job, tasks_of
+
+CONFIG = InjectConfig(
+    idp=IdpConfig(authority="https://idp.example/t", audience="sts.amazonaws.com")
+)
+
+task_st = st.fixed_dictionaries(
+    {
+        "env": st.sampled_from(["none", "block", "empty", "object", "oneline"]),
+        "keys": st.lists(
+            st.sampled_from(["LOG_LEVEL", "AWS_REGION", "AWS_ROLE_ARN"]),
+            unique=True,
+            max_size=3,
+        ),
+        "comment": st.booleans(),
+    }
+)
+group_st = st.fixed_dictionaries(
+    {
+        "meta": st.sampled_from(["none", "block", "attr"]),
+        "tasks": st.lists(task_st, min_size=1, max_size=3),
+    }
+)
+job_st = st.fixed_dictionaries(
+    {
+        "groups": st.lists(group_st, min_size=1, max_size=3),
+        "unit": st.sampled_from(["  ", "    ", "\t"]),
+    }
+)
+
+ROLE = '"arn:aws:iam::111122223333:role/gen"'
+
+
+def render_job(job: dict[str, object]) -> str:
+    """A job file in the generated layout."""
+    u = str(job["unit"])
+    out = ['job "gen" {']
+    for g, group in enumerate(job["groups"]):  # type: ignore[arg-type]
+        out.append(f'{u}group "g{g}" {{')
+        if group["meta"] == "block":
+            out += [f"{u * 2}meta {{", f"{u * 3}webid_role_arn = {ROLE}", f"{u * 2}}}"]
+        elif group["meta"] == "attr":
+            out.append(f"{u * 2}meta = {{ webid_role_arn = {ROLE} }}")
+        for t, task in enumerate(group["tasks"]):
+            out += [f'{u * 2}task "t{t}" {{', f'{u * 3}driver = "docker" # d']
+            pairs = [f'{k} = "v"' for k in task["keys"]]
+            if task["comment"]:
+                out.append(f"{u * 3}// a comment")
+            if task["env"] == "block":
+                out += [f"{u * 3}env {{", *[f"{u * 4}{p}" for p in pairs], f"{u * 3}}}"]
+            elif task["env"] == "empty":
+                out.append(f"{u * 3}env {{}}")
+            elif task["env"] == "object":
+                out += [
+                    f"{u * 3}env = {{",
+                    *[f"{u * 4}{p}" for p in pairs],
+                    f"{u * 3}}}",
+                ]
+            elif task["env"] == "oneline" and pairs:
+                out.append(f"{u * 3}env {{ {pairs[0]} }}")
+            out.append(f"{u * 2}}}")
+        out.append(f"{u}}}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def run(text: str) -> str:
+    return inject_hcl(text, path="gen.hcl", config=CONFIG, snippets=Snippets()).text
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(job_st)
+def test_generated_jobs(job: dict[str, object]) -> None:
+    text = render_job(job)
+    once = run(text)
+
+    # idempotent
+    assert run(once) == once
+
+    # multi-line layouts only gain lines; nothing of the user's is lost
+    one_line = any(
+        t["env"] in ("empty", "oneline")
+        for g in job["groups"]  # type: ignore[attr-defined]
+        for t in g["tasks"]
+    )
+    if not one_line:
+        ops = difflib.SequenceMatcher(
+            a=text.splitlines(), b=once.splitlines(), autojunk=False
+        ).get_opcodes()
+        assert {op for op, *_ in ops} <= {"equal", "insert"}
+
+    # structure: opted-in groups have both agent tasks, every task its env
+    groups = groups_of(hcl_job(once))
+    for g, group in enumerate(job["groups"]):  # type: ignore[arg-type]
+        tasks = tasks_of(groups[f"g{g}"])
+        injected = group["meta"] != "none"
+        assert ("webid-token" in tasks) == injected
+        assert ("webid-agent" in tasks) == injected
+        for t, task in enumerate(group["tasks"]):
+            body = tasks[f"t{t}"]
+            if not injected:
+                continue
+            env = body["env"][0] if isinstance(body["env"], list) else body["env"]
+            assert (
+                env["AWS_WEB_IDENTITY_TOKEN_FILE"] == "${NOMAD_ALLOC_DIR}/webid/token"
+            )
+            written = {
+                "block": task["keys"],
+                "object": task["keys"],
+                "oneline": task["keys"][:1],
+            }.get(task["env"], [])
+            own = "AWS_ROLE_ARN" in written
+            assert env["AWS_ROLE_ARN"] == ("v" if own else ROLE.strip('"'))

@@ -1,0 +1,510 @@
+"""HCL jobs: golden outputs, structure of the result, text preservation, errors."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.nomad.helpers import (
+    CASES,
+    GOLDEN,
+    ROLE,
+    Run,
+    groups_of,
+    hcl_job,
+    tasks_of,
+)
+
+HCL_CASES = sorted(p.name for p in CASES.glob("*.hcl"))
+TOKEN_PATH = "${NOMAD_ALLOC_DIR}/webid/token"
+
+Inject = Callable[..., Run]
+WriteJob = Callable[..., Path]
+
+
+def _ok(run: Run) -> str:
+    assert run.code == 0, run.err
+    return run.out
+
+
+def _inserted_only(before: str, after: str) -> list[str]:
+    """The lines added to ``before``; fails if any line was changed or removed."""
+    matcher = difflib.SequenceMatcher(
+        a=before.splitlines(), b=after.splitlines(), autojunk=False
+    )
+    added: list[str] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        assert op in ("equal", "insert"), (op, before.splitlines()[i1:i2])
+        if op == "insert":
+            added.extend(after.splitlines()[j1:j2])
+    return added
+
+
+# -- the reported cases ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", HCL_CASES)
+def test_golden_output(case: str, inject: Inject) -> None:
+    out = _ok(inject(CASES / case))
+    golden = GOLDEN / case
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+@pytest.mark.parametrize("case", HCL_CASES)
+def test_user_text_is_kept_byte_for_byte(case: str, inject: Inject) -> None:
+    before = (CASES / case).read_text()
+    added = _inserted_only(before, _ok(inject(CASES / case)))
+    assert added, "nothing was injected"
+
+
+@pytest.mark.parametrize("case", HCL_CASES)
+def test_injecting_twice_changes_nothing(
+    case: str, inject: Inject, write_job: WriteJob
+) -> None:
+    once = _ok(inject(CASES / case))
+    twice = _ok(inject(write_job(once)))
+    assert twice == once
+
+
+@pytest.mark.parametrize(
+    ("case", "group", "workload_tasks"),
+    [
+        ("n01-two-groups-existing-env.nomad.hcl", "api", ["server"]),
+        ("n02-variables-and-locals.nomad.hcl", "workers", ["worker"]),
+        ("n05-heredoc-template.nomad.hcl", "run", ["transform"]),
+    ],
+)
+def test_structure_of_injected_group(
+    case: str, group: str, workload_tasks: list[str], inject: Inject
+) -> None:
+    job = hcl_job(_ok(inject(CASES / case)))
+    tasks = tasks_of(groups_of(job)[group])
+    assert list(tasks) == [*workload_tasks, "webid-token", "webid-agent"]
+
+    # the first token before the main tasks, then a sidecar keeping it fresh
+    (token_life,) = tasks["webid-token"]["lifecycle"]
+    (agent_life,) = tasks["webid-agent"]["lifecycle"]
+    assert (token_life["hook"], token_life["sidecar"]) == ("prestart", False)
+    assert (agent_life["hook"], agent_life["sidecar"]) == ("prestart", True)
+
+    # secrets come from a template, never from a literal
+    for name in ("webid-token", "webid-agent"):
+        (template,) = tasks[name]["template"]
+        assert template["destination"] == "secrets/client-secret"
+        assert f'nomadVar "nomad/jobs/{job_name(case)}/{group}"' in (template["data"])
+        (env,) = tasks[name]["env"]
+        assert env["WEBID_CLIENT_SECRET_FILE"] == "${NOMAD_SECRETS_DIR}/client-secret"
+        assert env["WEBID_TOKEN_FILE"] == TOKEN_PATH
+
+    # every workload task has the AWS variables next to its own
+    for name in workload_tasks:
+        (env,) = tasks[name]["env"]
+        assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == TOKEN_PATH
+        assert env["AWS_ROLE_ARN"].startswith("arn:aws:iam::111122223333:role/")
+
+
+def job_name(case: str) -> str:
+    """The job label of a case file."""
+    return {"n01": "storefront", "n02": "ingest", "n05": "etl"}[case[:3]]
+
+
+def test_existing_env_is_merged_not_replaced(inject: Inject) -> None:
+    job = hcl_job(_ok(inject(CASES / "n01-two-groups-existing-env.nomad.hcl")))
+    (env,) = tasks_of(groups_of(job)["api"])["server"]["env"]
+    assert env["LOG_LEVEL"] == "info"
+    assert env["BUCKET"] == "storefront-assets"
+    assert env["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/storefront-api"
+
+
+def test_group_without_meta_is_left_alone(inject: Inject) -> None:
+    case = CASES / "n01-two-groups-existing-env.nomad.hcl"
+    out = _ok(inject(case))
+    cache_before = case.read_text().split('  group "cache" {')[1]
+    assert out.split('  group "cache" {')[1] == cache_before
+
+
+def test_expressions_stay_expressions(inject: Inject) -> None:
+    out = _ok(inject(CASES / "n02-variables-and-locals.nomad.hcl"))
+    for line in (
+        "count = var.replicas",
+        "image = local.image",
+        'args  = ["--region", var.region, "--tmp", "${NOMAD_TASK_DIR}/tmp"]',
+        "AWS_REGION = var.region",
+        'image = "registry.example/ingest/worker:${var.region}-1.0"',
+    ):
+        assert line in out
+    assert '"${var.' not in out.replace(
+        '"registry.example/ingest/worker:${var.region}-1.0"', ""
+    )
+
+
+def test_heredoc_and_template_env_warn(inject: Inject) -> None:
+    run = inject(CASES / "n05-heredoc-template.nomad.hcl")
+    out = _ok(run)
+    heredoc = (CASES / "n05-heredoc-template.nomad.hcl").read_text().split("<<EOT")[1]
+    assert heredoc.split("EOT")[0] in out
+    assert "sets env from a template" in run.err
+
+
+# -- roles and group selection ----------------------------------------------------
+
+ONE_GROUP = """\
+job "j" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+    }
+  }
+
+  group "h" {
+    meta {
+      webid_role_arn = ROLE_EXPR
+    }
+
+    task "u" {
+      driver = "docker"
+    }
+  }
+}
+"""
+
+
+def test_role_arn_flag_injects_every_group_and_meta_wins(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    job = hcl_job(_ok(inject(write_job(text), "--role-arn", ROLE)))
+    groups = groups_of(job)
+    (env_g,) = tasks_of(groups["g"])["t"]["env"]
+    (env_h,) = tasks_of(groups["h"])["u"]["env"]
+    assert env_g["AWS_ROLE_ARN"] == ROLE
+    assert env_h["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/meta"
+
+
+def test_role_from_an_expression_is_copied_as_written(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    out = _ok(inject(write_job(ONE_GROUP.replace("ROLE_EXPR", "var.role"))))
+    assert "AWS_ROLE_ARN                = var.role" in out
+    assert 'group "g" {\n    task "t" {\n      driver = "docker"\n    }\n  }' in out
+
+
+def test_meta_attribute_form_opts_in(inject: Inject, write_job: WriteJob) -> None:
+    text = ONE_GROUP.replace(
+        "meta {\n      webid_role_arn = ROLE_EXPR\n    }",
+        'meta = { webid_role_arn = "arn:aws:iam::111122223333:role/m" }',
+    )
+    job = hcl_job(_ok(inject(write_job(text))))
+    assert "webid-token" in tasks_of(groups_of(job)["h"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--group", "nope"), "no group named 'nope'"),
+        (("--group", "g"), "group 'g' has no meta webid_role_arn"),
+        (("--role-arn", "arn:aws:iam::1:role/x"), "not an IAM role ARN"),
+    ],
+)
+def test_bad_group_selection_exits_2(
+    args: tuple[str, ...], message: str, inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    run = inject(write_job(text), *args)
+    assert run.code == 2
+    assert message in run.err
+    assert run.out == ""
+
+
+def test_only_named_groups_are_injected(inject: Inject, write_job: WriteJob) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    job = hcl_job(_ok(inject(write_job(text), "--role-arn", ROLE, "--group", "g")))
+    groups = groups_of(job)
+    assert "webid-token" in tasks_of(groups["g"])
+    assert "webid-token" not in tasks_of(groups["h"])
+
+
+def test_task_that_sets_the_role_keeps_it_with_a_warning(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    text = text.replace(
+        'task "u" {\n      driver = "docker"',
+        'task "u" {\n      driver = "docker"\n      env {\n'
+        '        AWS_ROLE_ARN = "arn:aws:iam::111122223333:role/own"\n      }',
+    )
+    run = inject(write_job(text))
+    (env,) = tasks_of(groups_of(hcl_job(_ok(run)))["h"])["u"]["env"]
+    assert env["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/own"
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == TOKEN_PATH
+    assert "task 'u': keeps its own AWS_ROLE_ARN" in run.err
+
+
+# -- layouts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_body", "expect"),
+    [
+        # one-line env block
+        ('env { A = "1" }', {"A": "1"}),
+        # empty env block
+        ("env {}", {}),
+        # env as an object attribute, one line and several lines
+        ('env = { A = "1" }', {"A": "1"}),
+        ('env = {\n        A = "1"\n        B = "2"\n      }', {"A": "1", "B": "2"}),
+        # no env at all
+        ("", {}),
+    ],
+)
+def test_env_layouts(
+    task_body: str, expect: dict[str, str], inject: Inject, write_job: WriteJob
+) -> None:
+    text = (
+        'job "j" {\n  group "g" {\n    task "t" {\n      driver = "docker"\n'
+        f"      {task_body}\n    }}\n  }}\n}}\n"
+    )
+    run = inject(write_job(text), "--role-arn", ROLE)
+    out = _ok(run)
+    if "{ A" not in task_body and "{}" not in task_body:
+        _inserted_only(text, out)
+    task = tasks_of(groups_of(hcl_job(out))["g"])["t"]
+    env = task["env"][0] if isinstance(task["env"], list) else task["env"]
+    assert {k: v for k, v in env.items() if not k.startswith("__")} == {
+        **expect,
+        "AWS_ROLE_ARN": ROLE,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": TOKEN_PATH,
+    }
+    once = out
+    assert _ok(inject(write_job(once, "again.hcl"), "--role-arn", ROLE)) == once
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("unit", ["  ", "    ", "\t"])
+def test_indentation_and_line_endings_follow_the_file(
+    unit: str, newline: str, inject: Inject, write_job: WriteJob
+) -> None:
+    lines = [
+        'job "j" {',
+        f'{unit}group "g" {{',
+        f'{unit * 2}task "t" {{',
+        f'{unit * 3}driver = "docker"',
+        f"{unit * 2}}}",
+        f"{unit}}}",
+        "}",
+    ]
+    text = newline.join(lines) + newline
+    path = write_job("")
+    path.write_bytes(text.encode())
+    out = _ok(inject(path, "--role-arn", ROLE, "-o", path.with_suffix(".out")))
+    assert out == ""
+    result = path.with_suffix(".out").read_bytes().decode()
+    assert f'{newline}{unit * 2}task "webid-token" {{{newline}' in result
+    assert f"{newline}{unit * 3}lifecycle {{{newline}" in result
+    if newline == "\n":
+        assert "\r" not in result
+    else:
+        assert "\n" not in result.replace("\r\n", "")
+    assert "webid-agent" in tasks_of(groups_of(hcl_job(result))["g"])
+
+
+def test_dynamic_tasks_get_env_and_dynamic_groups_warn(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = """\
+job "j" {
+  group "g" {
+    dynamic "task" {
+      for_each = ["a", "b"]
+      labels   = [task.value]
+      content {
+        driver = "docker"
+      }
+    }
+  }
+
+  dynamic "group" {
+    for_each = ["x"]
+    labels   = [group.value]
+    content {
+      task "t" {
+        driver = "docker"
+      }
+    }
+  }
+}
+"""
+    run = inject(write_job(text), "--role-arn", ROLE)
+    out = _ok(run)
+    _inserted_only(text, out)
+    content = out.split("content {")[1].split("}")[0]
+    assert "AWS_ROLE_ARN" in content
+    assert 'dynamic "group" blocks are not injected' in run.err
+
+
+# -- options that change the rendered tasks -----------------------------------------
+
+
+def test_exec_driver_runs_the_installed_agent(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    out = _ok(inject(write_job(text), "--driver", "exec", "--agent-command", "/opt/wa"))
+    token = tasks_of(groups_of(hcl_job(out))["h"])["webid-token"]
+    (config,) = token["config"]
+    assert config["command"] == "/opt/wa"
+    assert config["args"] == ["token", "--deadline", "60"]
+    (agent_env,) = tasks_of(groups_of(hcl_job(out))["h"])["webid-agent"]["env"]
+    assert agent_env["WEBID_LISTEN"] == ""
+
+
+def test_vault_secret(inject: Inject, write_job: WriteJob) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    out = _ok(
+        inject(
+            write_job(text),
+            "--vault-path",
+            "secret/data/webid/j",
+            "--vault-policy",
+            "webid-read",
+        )
+    )
+    agent = tasks_of(groups_of(hcl_job(out))["h"])["webid-agent"]
+    (template,) = agent["template"]
+    assert 'secret "secret/data/webid/j"' in template["data"]
+    assert ".Data.data.webid_client_secret" in template["data"]
+    assert agent["vault"][0]["policies"] == ["webid-read"]
+    assert "nomadVar" not in out
+
+
+def test_client_id_from_the_secret_store_when_not_given(
+    webid: Callable[..., Run], write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    run = webid(
+        "inject", "nomad", write_job(text), "--authority", "https://idp.example/t"
+    )
+    agent = tasks_of(groups_of(hcl_job(_ok(run)))["h"])["webid-agent"]
+    destinations = [t["destination"] for t in agent["template"]]
+    assert destinations == ["secrets/client-secret", "secrets/client-id"]
+    (env,) = agent["env"]
+    assert env["WEBID_CLIENT_ID_FILE"] == "${NOMAD_SECRETS_DIR}/client-id"
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (("--variable-path", 'a" }}{{ evil'), "--variable-path"),
+        (("--vault-path", "x y"), "--vault-path"),
+        (("--driver", "podman"), "--driver"),
+    ],
+)
+def test_bad_options_exit_2(
+    args: tuple[str, ...], where: str, inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    run = inject(write_job(text), *args)
+    assert run.code == 2
+    assert where in run.err
+
+
+def test_authority_is_required(webid: Callable[..., Run], write_job: WriteJob) -> None:
+    run = webid("inject", "nomad", write_job(ONE_GROUP))
+    assert run.code == 2
+    assert "--authority" in run.err
+
+
+def test_custom_templates_dir_overrides_one_template(
+    inject: Inject, write_job: WriteJob, tmp_path: Path
+) -> None:
+    own = tmp_path / "tpl" / "nomad"
+    own.mkdir(parents=True)
+    (own / "env_block.hcl.j2").write_text(
+        "env {\n  # from my template\n{% for e in entries %}\n"
+        "  {{ e.name }} = {{ e.value|tojson }}\n{% endfor %}\n}\n"
+    )
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    out = _ok(inject(write_job(text), "--templates", tmp_path / "tpl"))
+    assert "# from my template" in out
+    assert 'task "webid-agent"' in out
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('job "j" {\n  group "g" {\n    count = \n  }\n}\n', "job.nomad.hcl:3:"),
+        ('job "j" {\n  group "g" {\n', "HCL syntax error"),
+        ('variable "x" {}\n', "no job block"),
+        ('job "j" {\n  datacenters = ["dc1"]\n}\n', "job 'j' has no group"),
+        ('job "a" {\n  group "g" {}\n}\njob "b" {\n  group "g" {}\n}\n', ":4: 2 job"),
+        (
+            'job "j" {\n  group "g" {}\n  group "g" {}\n}\n',
+            "job.nomad.hcl:3: group 'g' is defined twice",
+        ),
+        (
+            'job "j" {\n  group "g" {\n    meta { webid_role_arn = "nope" }\n  }\n}\n',
+            "job.nomad.hcl:3: not an IAM role ARN",
+        ),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    text: str, message: str, inject: Inject, write_job: WriteJob
+) -> None:
+    path = write_job(text)
+    output = path.with_name("out.hcl")
+    run = inject(path, "-o", output)
+    assert run.code == 2, run.err
+    assert message in run.err
+    assert "Traceback" not in run.err
+    assert not output.exists()
+    assert path.read_text() == text
+
+
+def test_missing_file_exits_2(inject: Inject, tmp_path: Path) -> None:
+    run = inject(tmp_path / "absent.hcl")
+    assert run.code == 2
+    assert "absent.hcl: file not found" in run.err
+
+
+# -- where the result goes ------------------------------------------------------------
+
+
+def test_input_untouched_unless_in_place(inject: Inject, write_job: WriteJob) -> None:
+    text = ONE_GROUP.replace("ROLE_EXPR", '"arn:aws:iam::111122223333:role/meta"')
+    path = write_job(text)
+    out = _ok(inject(path))
+    assert path.read_text() == text
+
+    output = path.with_name("out.hcl")
+    assert _ok(inject(path, "-o", output)) == ""
+    assert output.read_text() == out
+    assert path.read_text() == text
+
+    path.chmod(0o640)
+    assert _ok(inject(path, "--in-place")) == ""
+    assert path.read_text() == out
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--in-place", "-o", "x"), "exclude each other"),
+        (("--format", "hcl", "--job-id", "x"), "not both"),
+    ],
+)
+def test_conflicting_flags(
+    args: tuple[str, ...], message: str, inject: Inject, write_job: WriteJob
+) -> None:
+    run = inject(write_job(ONE_GROUP), *args)
+    assert run.code == 2
+    assert message in run.err
