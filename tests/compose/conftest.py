@@ -6,28 +6,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
-
-DATA = Path(__file__).parent / "data"
-CLIENT_SECRET = "compose-s3cret-never-in-output"
-
-
-@dataclass(frozen=True)
-class CliResult:
-    """What one run of ``webid-agent`` left behind."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-RunCli = Callable[..., CliResult]
+from tests.compose.helpers import CLIENT_SECRET, CliResult, RunCli
 
 
 @pytest.fixture
@@ -54,14 +39,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "secrets" / "client-secret").write_text(CLIENT_SECRET + "\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-IDP_OPTIONS = (
-    "--authority", "https://idp.example/tenant1",
-    "--client-id", "team-a-client",
-    "--client-secret-file", "secrets/client-secret",
-    "--audience", "sts.amazonaws.com",
-)  # fmt: skip
 
 
 def _compose_command() -> list[str] | None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from agent import TOKEN_DIR, InjectorPlugin
-from tests.compose.conftest import CLIENT_SECRET, DATA, IDP_OPTIONS, RunCli
+from tests.compose.helpers import CLIENT_SECRET, DATA, IDP_OPTIONS, RunCli
 
 CASES = sorted(p.stem for p in DATA.glob("*.yml") if ".expected" not in p.name)
 Validate = Callable[[Path], "subprocess.CompletedProcess[str]"]

@@ -7,9 +7,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -20,18 +18,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from agent.cli import main
-
-
-@dataclass(frozen=True)
-class CliResult:
-    """What one run of ``webid-agent`` left behind."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-RunCli = Callable[..., CliResult]
+from tests.operator.helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CliResult,
+    IdpDouble,
+    RunCli,
+)
 
 
 @pytest.fixture
@@ -54,44 +47,6 @@ def run_cli() -> RunCli:
 # -- an IdP double over TLS ----------------------------------------------------
 
 
-CLIENT_ID = "team-a-client"
-CLIENT_SECRET = "s3cret-Value-that-must-never-show"
-
-
-@dataclass
-class IdpDouble:
-    """A discovery document and a token endpoint issuing JWTs over HTTPS.
-
-    Tests change ``claims`` (merged into each token), ``token_status`` and
-    ``discovery_issuer`` to provoke the failures doctor explains.
-    """
-
-    server: HTTPServer
-    ca_file: Path
-    secret_file: Path
-    claims: dict[str, Any]
-    token_status: int = 200
-    token_error: str = "invalid_client"
-    discovery_issuer: str | None = None
-    issued: list[str] | None = None
-
-    @property
-    def issuer(self) -> str:
-        return f"https://localhost:{self.server.port}/tenant1"
-
-    def options(self, *extra: str) -> list[str]:
-        """Engine options pointing at this IdP."""
-        return [
-            "--provider", "oidc",
-            "--authority", self.issuer,
-            "--client-id", CLIENT_ID,
-            "--client-secret-file", str(self.secret_file),
-            "--ca-bundle", str(self.ca_file),
-            "--audience", "sts.amazonaws.com",
-            *extra,
-        ]  # fmt: skip
-
-
 @pytest.fixture(scope="session")
 def tls_ca() -> trustme.CA:
     """A throw-away CA trusted only through --ca-bundle."""
@@ -111,7 +66,7 @@ def _idp_server(tls_ca: trustme.CA) -> Iterator[HTTPServer]:
 
 
 @pytest.fixture
-def idp(
+def fake_idp(
     _idp_server: HTTPServer, tls_ca: trustme.CA, tmp_path: Path
 ) -> Iterator[IdpDouble]:
     """The IdP double, reset for each test, with its CA and the client secret file."""

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.operator.conftest import RunCli
+from tests.operator.helpers import RunCli
 
 
 @pytest.mark.parametrize(

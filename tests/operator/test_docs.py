@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.doctor import PROBLEMS
-from tests.operator.conftest import RunCli
+from tests.operator.helpers import RunCli
 
 DOCS = Path(__file__).parents[2] / "docs"
 # ```console blocks hold commands a test runs; ```sh blocks need real infrastructure

@@ -11,7 +11,7 @@ import pytest
 
 from agent.aws.trust_policy import PolicyRequest, build
 from agent.doctor import PROBLEMS, explain_sts_error
-from tests.operator.conftest import CLIENT_SECRET, IdpDouble, RunCli
+from tests.operator.helpers import CLIENT_SECRET, IdpDouble, RunCli
 
 ROLE = "arn:aws:iam::123456789012:role/app"
 PROVIDER_ARN_PREFIX = "arn:aws:iam::123456789012:oidc-provider/"
@@ -21,9 +21,9 @@ def checks_of(output: str) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in json.loads(output)}
 
 
-def policy_file(tmp_path: Path, idp: IdpDouble, **overrides: Any) -> Path:
+def policy_file(tmp_path: Path, fake_idp: IdpDouble, **overrides: Any) -> Path:
     request: dict[str, Any] = {
-        "issuers": (idp.issuer,),
+        "issuers": (fake_idp.issuer,),
         "audiences": ("sts.amazonaws.com",),
         "subjects": ("team-a-client",),
         "account_id": "123456789012",
@@ -34,21 +34,29 @@ def policy_file(tmp_path: Path, idp: IdpDouble, **overrides: Any) -> Path:
     return path
 
 
-def test_all_checks_pass_and_claims_are_shown(run_cli: RunCli, idp: IdpDouble) -> None:
-    result = run_cli("doctor", *idp.options())
+def test_all_checks_pass_and_claims_are_shown(
+    run_cli: RunCli, fake_idp: IdpDouble
+) -> None:
+    result = run_cli("doctor", *fake_idp.options())
     assert result.exit_code == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("✓ config")
-    assert any(line.startswith("✓ discovery") and idp.issuer in line for line in lines)
+    assert any(
+        line.startswith("✓ discovery") and fake_idp.issuer in line for line in lines
+    )
     token_line = next(line for line in lines if line.startswith("✓ token"))
-    for part in (f"iss={idp.issuer}", "aud=sts.amazonaws.com", "sub=team-a-client"):
+    for part in (
+        f"iss={fake_idp.issuer}",
+        "aud=sts.amazonaws.com",
+        "sub=team-a-client",
+    ):
         assert part in token_line
     assert "lifetime=3600s" in token_line
     assert lines[-1] == "all checks passed"
 
 
-def test_json_lists_every_check(run_cli: RunCli, idp: IdpDouble) -> None:
-    result = run_cli("doctor", *idp.options(), "--json")
+def test_json_lists_every_check(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     checks = checks_of(result.stdout)
     assert list(checks)[:3] == ["config", "discovery", "token"]
     assert checks["token"]["data"]["aud"] == ["sts.amazonaws.com"]
@@ -59,14 +67,19 @@ def test_json_lists_every_check(run_cli: RunCli, idp: IdpDouble) -> None:
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_never_prints_the_token_or_the_secret(
-    run_cli: RunCli, idp: IdpDouble, tmp_path: Path, as_json: bool
+    run_cli: RunCli, fake_idp: IdpDouble, tmp_path: Path, as_json: bool
 ) -> None:
-    idp.claims["aud"] = "something-else"  # a failing check prints more
-    args = ["doctor", *idp.options(), "--trust-policy", str(policy_file(tmp_path, idp))]
+    fake_idp.claims["aud"] = "something-else"  # a failing check prints more
+    args = [
+        "doctor",
+        *fake_idp.options(),
+        "--trust-policy",
+        str(policy_file(tmp_path, fake_idp)),
+    ]
     result = run_cli(*args, *(["--json"] if as_json else []))
-    assert idp.issued, "a token was fetched"
+    assert fake_idp.issued, "a token was fetched"
     everything = result.stdout + result.stderr
-    for token in idp.issued:
+    for token in fake_idp.issued:
         assert token not in everything
         for part in token.split("."):
             assert part not in everything
@@ -83,9 +96,11 @@ def test_incomplete_config_exits_2_and_skips_the_rest(run_cli: RunCli) -> None:
     assert checks["token"]["status"] == "skip"
 
 
-def test_unreadable_secret_is_a_config_failure(run_cli: RunCli, idp: IdpDouble) -> None:
-    idp.secret_file.unlink()
-    result = run_cli("doctor", *idp.options(), "--json")
+def test_unreadable_secret_is_a_config_failure(
+    run_cli: RunCli, fake_idp: IdpDouble
+) -> None:
+    fake_idp.secret_file.unlink()
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     assert result.exit_code == 2
     assert (
         "cannot read client secret file"
@@ -93,8 +108,8 @@ def test_unreadable_secret_is_a_config_failure(run_cli: RunCli, idp: IdpDouble) 
     )
 
 
-def test_untrusted_tls_is_explained(run_cli: RunCli, idp: IdpDouble) -> None:
-    options = idp.options()
+def test_untrusted_tls_is_explained(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    options = fake_idp.options()
     options[options.index("--ca-bundle") : options.index("--ca-bundle") + 2] = []
     result = run_cli("doctor", *options, "--json")
     assert result.exit_code == 1
@@ -103,17 +118,17 @@ def test_untrusted_tls_is_explained(run_cli: RunCli, idp: IdpDouble) -> None:
     assert "--ca-bundle" in discovery["hint"]
 
 
-def test_unreachable_idp(run_cli: RunCli, idp: IdpDouble) -> None:
-    options = idp.options("--timeout", "2")
+def test_unreachable_idp(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    options = fake_idp.options("--timeout", "2")
     options[options.index("--authority") + 1] = "https://127.0.0.1:9/tenant1"
     result = run_cli("doctor", *options, "--json")
     assert result.exit_code == 1
     assert checks_of(result.stdout)["discovery"]["problem"] == "idp-unreachable"
 
 
-def test_discovery_issuer_mismatch(run_cli: RunCli, idp: IdpDouble) -> None:
-    idp.discovery_issuer = idp.issuer + "/v2.0"
-    result = run_cli("doctor", *idp.options(), "--json")
+def test_discovery_issuer_mismatch(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    fake_idp.discovery_issuer = fake_idp.issuer + "/v2.0"
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     checks = checks_of(result.stdout)
     assert checks["discovery"]["problem"] == "discovery-issuer"
     assert checks["discovery"]["status"] == "fail"
@@ -121,10 +136,10 @@ def test_discovery_issuer_mismatch(run_cli: RunCli, idp: IdpDouble) -> None:
 
 
 def test_discovery_issuer_slash_difference_is_a_warning(
-    run_cli: RunCli, idp: IdpDouble
+    run_cli: RunCli, fake_idp: IdpDouble
 ) -> None:
-    idp.discovery_issuer = idp.issuer + "/"
-    result = run_cli("doctor", *idp.options(), "--json")
+    fake_idp.discovery_issuer = fake_idp.issuer + "/"
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     discovery = checks_of(result.stdout)["discovery"]
     assert (discovery["status"], discovery["problem"]) == ("warn", "discovery-issuer")
     assert "slash" in discovery["summary"]
@@ -140,10 +155,10 @@ def test_discovery_issuer_slash_difference_is_a_warning(
     ],
 )
 def test_idp_refusals_are_classified(
-    run_cli: RunCli, idp: IdpDouble, status: int, error: str, problem: str
+    run_cli: RunCli, fake_idp: IdpDouble, status: int, error: str, problem: str
 ) -> None:
-    idp.token_status, idp.token_error = status, error
-    result = run_cli("doctor", *idp.options(), "--json")
+    fake_idp.token_status, fake_idp.token_error = status, error
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     assert result.exit_code == 1
     token = checks_of(result.stdout)["token"]
     assert token["status"] == "fail"
@@ -162,7 +177,7 @@ def test_idp_refusals_are_classified(
 )
 def test_claim_problems(
     run_cli: RunCli,
-    idp: IdpDouble,
+    fake_idp: IdpDouble,
     claims: dict[str, Any],
     check: str,
     problem: str,
@@ -174,23 +189,25 @@ def test_claim_problems(
         claims = {"exp": now + claims["exp_in"]}
     if "iat_shift" in claims:
         claims = {"iat": now + claims["iat_shift"], "exp": now + 7200}
-    idp.claims.update(claims)
-    result = run_cli("doctor", *idp.options(), "--json")
+    fake_idp.claims.update(claims)
+    result = run_cli("doctor", *fake_idp.options(), "--json")
     assert result.exit_code == 1
     found = checks_of(result.stdout)[check]
     assert (found["status"], found["problem"]) == ("fail", problem)
     assert found["hint"] == PROBLEMS[problem]
 
 
-def test_entra_v1_issuer_hint(run_cli: RunCli, idp: IdpDouble) -> None:
-    idp.claims["iss"] = "https://sts.windows.net/t/"
-    result = run_cli("doctor", *idp.options())
+def test_entra_v1_issuer_hint(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    fake_idp.claims["iss"] = "https://sts.windows.net/t/"
+    result = run_cli("doctor", *fake_idp.options())
     assert "✗ issuer" in result.stdout
     assert "accessTokenAcceptedVersion" in result.stdout
 
 
-def test_missing_audience_setting_is_a_warning(run_cli: RunCli, idp: IdpDouble) -> None:
-    options = idp.options()
+def test_missing_audience_setting_is_a_warning(
+    run_cli: RunCli, fake_idp: IdpDouble
+) -> None:
+    options = fake_idp.options()
     options[options.index("--audience") : options.index("--audience") + 2] = []
     result = run_cli("doctor", *options, "--json")
     assert result.exit_code == 0
@@ -210,16 +227,16 @@ def test_missing_audience_setting_is_a_warning(run_cli: RunCli, idp: IdpDouble) 
 )
 def test_trust_policy_comparison(
     run_cli: RunCli,
-    idp: IdpDouble,
+    fake_idp: IdpDouble,
     tmp_path: Path,
     overrides: dict[str, Any],
     status: str,
     problem: str | None,
 ) -> None:
-    path = policy_file(tmp_path, idp, **overrides)
+    path = policy_file(tmp_path, fake_idp, **overrides)
     result = run_cli(
         "doctor",
-        *idp.options(),
+        *fake_idp.options(),
         "--role-arn",
         ROLE,
         "--trust-policy",
@@ -232,11 +249,11 @@ def test_trust_policy_comparison(
 
 
 def test_trust_policy_port_in_issuer_matches_iam_naming(
-    run_cli: RunCli, idp: IdpDouble, tmp_path: Path
+    run_cli: RunCli, fake_idp: IdpDouble, tmp_path: Path
 ) -> None:
     # IAM names providers host[:port]/path; the double's issuer has a port, so
     # write the policy by hand the way IAM would see it
-    prefix = idp.issuer.removeprefix("https://")
+    prefix = fake_idp.issuer.removeprefix("https://")
     policy = {
         "Role": {
             "AssumeRolePolicyDocument": {
@@ -259,7 +276,9 @@ def test_trust_policy_port_in_issuer_matches_iam_naming(
     }
     path = tmp_path / "get-role.json"
     path.write_text(json.dumps(policy))
-    result = run_cli("doctor", *idp.options(), "--trust-policy", str(path), "--json")
+    result = run_cli(
+        "doctor", *fake_idp.options(), "--trust-policy", str(path), "--json"
+    )
     assert checks_of(result.stdout)["trust-policy"]["status"] == "ok"
 
 
@@ -268,11 +287,13 @@ def test_trust_policy_port_in_issuer_matches_iam_naming(
     [("{not json", "not JSON"), ('{"Version": "2012-10-17"}', "no Statement")],
 )
 def test_bad_trust_policy_file(
-    run_cli: RunCli, idp: IdpDouble, tmp_path: Path, content: str, fragment: str
+    run_cli: RunCli, fake_idp: IdpDouble, tmp_path: Path, content: str, fragment: str
 ) -> None:
     path = tmp_path / "trust.json"
     path.write_text(content)
-    result = run_cli("doctor", *idp.options(), "--trust-policy", str(path), "--json")
+    result = run_cli(
+        "doctor", *fake_idp.options(), "--trust-policy", str(path), "--json"
+    )
     check = checks_of(result.stdout)["trust-policy"]
     assert check["problem"] == "trust-policy-file"
     assert fragment in check["summary"]
@@ -289,7 +310,7 @@ def test_bad_trust_policy_file(
 )
 def test_oidc_provider_comparison(
     run_cli: RunCli,
-    idp: IdpDouble,
+    fake_idp: IdpDouble,
     tmp_path: Path,
     provider: dict[str, Any],
     status: str,
@@ -297,32 +318,36 @@ def test_oidc_provider_comparison(
 ) -> None:
     # the shape of aws iam get-open-id-connect-provider output
     data = {
-        "Url": idp.issuer.removeprefix("https://"),
+        "Url": fake_idp.issuer.removeprefix("https://"),
         "ThumbprintList": [],
         **provider,
     }
     path = tmp_path / "provider.json"
     path.write_text(json.dumps(data))
-    result = run_cli("doctor", *idp.options(), "--oidc-provider", str(path), "--json")
+    result = run_cli(
+        "doctor", *fake_idp.options(), "--oidc-provider", str(path), "--json"
+    )
     check = checks_of(result.stdout)["oidc-provider"]
     assert (check["status"], check["problem"]) == (status, problem)
 
 
 def test_trust_policy_command_output_also_checks_the_provider(
-    run_cli: RunCli, idp: IdpDouble, tmp_path: Path
+    run_cli: RunCli, fake_idp: IdpDouble, tmp_path: Path
 ) -> None:
-    path = policy_file(tmp_path, idp, audiences=("api://elsewhere",))
-    result = run_cli("doctor", *idp.options(), "--trust-policy", str(path), "--json")
+    path = policy_file(tmp_path, fake_idp, audiences=("api://elsewhere",))
+    result = run_cli(
+        "doctor", *fake_idp.options(), "--trust-policy", str(path), "--json"
+    )
     checks = checks_of(result.stdout)
     assert checks["trust-policy"]["problem"] == "trust-audience"
     assert checks["oidc-provider"]["problem"] == "provider-client-id"
 
 
 def test_sts_success_shows_the_assumed_role(
-    run_cli: RunCli, idp: IdpDouble, moto_sts: str
+    run_cli: RunCli, fake_idp: IdpDouble, moto_sts: str
 ) -> None:
     result = run_cli(
-        "doctor", *idp.options(), "--role-arn", ROLE, "--sts",
+        "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
         "--sts-endpoint", moto_sts, "--session-name", "doc-test", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stdout
@@ -333,14 +358,14 @@ def test_sts_success_shows_the_assumed_role(
     assert "AccessKeyId" not in result.stdout
 
 
-def test_sts_without_role_fails(run_cli: RunCli, idp: IdpDouble) -> None:
-    result = run_cli("doctor", *idp.options(), "--sts", "--json")
+def test_sts_without_role_fails(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    result = run_cli("doctor", *fake_idp.options(), "--sts", "--json")
     assert checks_of(result.stdout)["sts"]["problem"] == "role-arn"
     assert result.exit_code == 1
 
 
-def test_bad_role_arn_is_a_config_failure(run_cli: RunCli, idp: IdpDouble) -> None:
-    result = run_cli("doctor", *idp.options(), "--role-arn", "app-role", "--json")
+def test_bad_role_arn_is_a_config_failure(run_cli: RunCli, fake_idp: IdpDouble) -> None:
+    result = run_cli("doctor", *fake_idp.options(), "--role-arn", "app-role", "--json")
     assert result.exit_code == 2
     assert checks_of(result.stdout)["config"]["problem"] == "role-arn"
 
@@ -379,7 +404,7 @@ STS_ERRORS = [
 @pytest.mark.parametrize(("code", "message", "problem", "words"), STS_ERRORS)
 def test_sts_errors_in_plain_words(
     run_cli: RunCli,
-    idp: IdpDouble,
+    fake_idp: IdpDouble,
     sts_refusing: Callable[[str, str], str],
     code: str,
     message: str,
@@ -388,8 +413,8 @@ def test_sts_errors_in_plain_words(
 ) -> None:
     url = sts_refusing(code, message)
     result = run_cli(
-        "doctor", *idp.options(), "--role-arn", ROLE, "--sts", "--sts-endpoint", url,
-        "--json",
+        "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
+        "--sts-endpoint", url, "--json",
     )  # fmt: skip
     assert result.exit_code == 1
     sts = checks_of(result.stdout)["sts"]
@@ -399,9 +424,9 @@ def test_sts_errors_in_plain_words(
     assert sts["hint"] == PROBLEMS[problem]
 
 
-def test_sts_unreachable(run_cli: RunCli, idp: IdpDouble) -> None:
+def test_sts_unreachable(run_cli: RunCli, fake_idp: IdpDouble) -> None:
     result = run_cli(
-        "doctor", *idp.options(), "--role-arn", ROLE, "--sts",
+        "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
         "--sts-endpoint", "http://127.0.0.1:9", "--json",
     )  # fmt: skip
     assert checks_of(result.stdout)["sts"]["problem"] == "sts-unreachable"
@@ -418,10 +443,10 @@ def test_every_sts_explanation_names_a_known_problem(
 
 
 def test_text_output_has_a_fix_under_each_failure(
-    run_cli: RunCli, idp: IdpDouble
+    run_cli: RunCli, fake_idp: IdpDouble
 ) -> None:
-    idp.claims["aud"] = "api://other"
-    result = run_cli("doctor", *idp.options())
+    fake_idp.claims["aud"] = "api://other"
+    result = run_cli("doctor", *fake_idp.options())
     lines = result.stdout.splitlines()
     index = next(i for i, line in enumerate(lines) if line.startswith("✗ audience"))
     assert lines[index + 1].strip().startswith("fix: " + PROBLEMS["token-audience"])

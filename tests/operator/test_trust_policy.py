@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from agent.aws.trust_policy import PolicyRequest, build, condition_prefix
-from tests.operator.conftest import RunCli
+from tests.operator.helpers import RunCli
 
 TENANT = "0d7a4b5e-1f2a-4c3b-9d8e-112233445566"
 ACCOUNT = "111122223333"
