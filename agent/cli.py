@@ -33,6 +33,7 @@ BUILTIN_COMMANDS = {
     "inject": "agent.cli:inject",
     "doctor": "agent.doctor:doctor",
     "aws": "agent.aws:aws",
+    "completion": "agent.completion:completion",
 }
 
 
