@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import statistics
 import sys
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from devenv.idp import Idp, ensure_node_modules, start_idp
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_ID = "webid-secret"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,30 @@ def median(values: Sequence[float]) -> float:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
+
+
+def print_import_times(what: str, stderr: str, top: int = 12) -> None:
+    """Summarise ``python -X importtime`` output found in ``stderr``.
+
+    Own time is summed per top-level package; cumulative time is shown for
+    imports made by the interpreter itself or one level below (what the
+    program's own modules pull in).
+    """
+    own: dict[str, int] = defaultdict(int)  # top-level package -> self us
+    cumulative: list[tuple[int, str]] = []
+    for line in stderr.splitlines():
+        found = IMPORT_RE.match(line)
+        if not found:
+            continue
+        self_us, cum_us, indent, name = found.groups()
+        own[name.split(".")[0]] += int(self_us)
+        if len(indent) <= 3:
+            cumulative.append((int(cum_us), name))
+    total = sum(own.values())
+    print(f"python -X importtime of {what}: {total / 1000:.0f} ms in imports")
+    print("  by top-level package (own time of all its modules):")
+    for name, us in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {name:40} {us / 1000:7.1f} ms")
+    print("  heaviest first- and second-level imports (cumulative):")
+    for us, name in sorted(cumulative, reverse=True)[:top]:
+        print(f"    {name:40} {us / 1000:7.1f} ms")

@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +38,13 @@ from _engine_bench import (
     child_env,
     load_average,
     median,
+    print_import_times,
     running_idp,
     verdict,
 )
 
 TARGET_MS = 300.0
 TOOK_RE = re.compile(r"\(took ([0-9.]+)s\)")
-IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 RAW_POST = """
 import sys, requests
@@ -135,24 +134,7 @@ def _import_report(setup: Setup) -> None:
     """Print where ``python -X importtime`` of the engine command spends time."""
     out = setup.workdir / "token-importtime"
     sample = _timed(_engine_argv(setup, out, ("-X", "importtime")), out)
-    own: dict[str, int] = defaultdict(int)  # top-level package -> self us
-    cumulative: list[tuple[int, str]] = []
-    for line in sample.log.splitlines():
-        found = IMPORT_RE.match(line)
-        if not found:
-            continue
-        self_us, cum_us, indent, name = found.groups()
-        own[name.split(".")[0]] += int(self_us)
-        if len(indent) <= 3:  # imported by agent code or the interpreter itself
-            cumulative.append((int(cum_us), name))
-    total = sum(own.values())
-    print(f"python -X importtime of the engine: {total / 1000:.0f} ms in imports")
-    print("  by top-level package (own time of all its modules):")
-    for name, us in sorted(own.items(), key=lambda kv: -kv[1])[:12]:
-        print(f"    {name:28} {us / 1000:7.1f} ms")
-    print("  heaviest first-level imports (cumulative, with what they pull in):")
-    for us, name in sorted(cumulative, reverse=True)[:12]:
-        print(f"    {name:28} {us / 1000:7.1f} ms")
+    print_import_times("the engine", sample.log)
 
 
 def main() -> int:
@@ -175,7 +157,9 @@ def main() -> int:
         samples: dict[str, list[Sample]] = {"engine": [], "raw": [], "floor": []}
         in_process: list[float] = []
         for _ in range(runs):
-            samples["engine"].append(_timed(_engine_argv(setup, engine_out), engine_out))
+            samples["engine"].append(
+                _timed(_engine_argv(setup, engine_out), engine_out)
+            )
             samples["raw"].append(_timed(_raw_argv(setup, raw_out), raw_out))
             samples["floor"].append(_timed(floor, None))
             in_process.append(_in_process_post_ms(setup))
