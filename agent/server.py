@@ -6,8 +6,10 @@ container-credentials endpoint) can be added with :meth:`HealthServer.route`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,8 +102,13 @@ class HealthServer:
                 f"cannot listen: {exc.strerror}", where=f"--listen {listen}"
             ) from exc
         self._server.daemon_threads = True
+        # No poll interval: the server sleeps until a request comes, and
+        # stop() wakes it with a connection of its own.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health-server", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": None},
+            name="health-server",
+            daemon=True,
         )
 
     @property
@@ -120,7 +127,13 @@ class HealthServer:
         log.info("health and metrics on http://%s:%d", *self.address)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            stopper = threading.Thread(target=self._server.shutdown, daemon=True)
+            stopper.start()
+            while stopper.is_alive():
+                with contextlib.suppress(OSError):
+                    socket.create_connection(self.address, timeout=0.2).close()
+                stopper.join(0.05)
         self._server.server_close()
 
     # -- routes ---------------------------------------------------------------

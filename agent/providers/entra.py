@@ -21,7 +21,6 @@ from agent.errors import IdpError, IdpUnavailable
 from agent.http import make_session
 from agent.logsetup import register_secret
 from agent.providers.base import http_failures
-from agent.providers.oidc import ClientCertificate
 
 __all__ = ["EntraProvider"]
 
@@ -50,6 +49,8 @@ class EntraProvider:
         )
         credential: Any
         if settings.uses_certificate:
+            from agent.providers.certificate import ClientCertificate
+
             cert = ClientCertificate(settings)
             credential = {
                 "private_key": cert.key_pem.reveal(),

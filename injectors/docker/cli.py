@@ -93,6 +93,9 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
         token_file=TOKEN_PATH,
         refresh_at=settings.refresh_at,
         min_remaining=settings.min_remaining,
+        # nothing probes the sidecar, and on a shared host network a fixed
+        # health port would collide between two wrapped runs
+        listen="",
         **paths,
     )
     return spec, files
