@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,32 @@ def checked_sts(idp: Idp) -> Iterator[Sts]:
 def role_arn(sts: Sts, idp: Idp) -> str:
     """A role trusting the IdP, created in moto (shared by both STS servers)."""
     return create_role(sts, "webid-test", issuer=idp.issuer, audience=idp.audience)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """A docker SDK client, or a skip when no Docker engine answers."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def agent_image(docker_client: Any) -> str:
+    """The agent image built from this checkout's Dockerfile."""
+    from devenv.images import ensure_agent_image
+
+    return ensure_agent_image()
+
+
+@pytest.fixture(scope="session")
+def app_image(docker_client: Any) -> str:
+    """An app image whose default command prints the assumed role via boto3."""
+    from devenv.images import ensure_app_image
+
+    return ensure_app_image()

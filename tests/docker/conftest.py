@@ -20,35 +20,6 @@ from devenv.idp import Idp
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    """A docker SDK client, or a skip when no Docker engine answers."""
-    import docker
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    return client
-
-
-@pytest.fixture(scope="session")
-def agent_image(docker_client: Any) -> str:
-    """The agent image built from this checkout's Dockerfile."""
-    from devenv.images import ensure_agent_image
-
-    return ensure_agent_image()
-
-
-@pytest.fixture(scope="session")
-def app_image(docker_client: Any) -> str:
-    """An app image whose default command prints the assumed role via boto3."""
-    from devenv.images import ensure_app_image
-
-    return ensure_app_image()
-
-
 @pytest.fixture
 def secret_file(idp: Idp, tmp_path: Path) -> Path:
     """The basic-auth client's secret in a private file."""
