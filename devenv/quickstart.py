@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 step("the token's claims, as `webid-agent token` shows them")
                 subprocess.run([*webid, "token", *idp_options], check=True)  # noqa: S603
 
-                step(
-                    "webid-agent docker ... run webid-app:test (boto3 get_caller_identity)"
-                )
+                step("webid-agent docker ... run webid-app:test (boto3 whoami)")
                 result = subprocess.run(  # noqa: S603
                     [
                         *webid, "docker", "--role-arn", role_arn,
