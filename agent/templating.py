@@ -8,13 +8,13 @@ searched first, so it may override one template and inherit the others.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from agent.errors import ConfigError
 
@@ -83,6 +83,31 @@ def render(
         ) from exc
 
 
+def _render_parsed(
+    platform: str,
+    name: str,
+    context: dict[str, Any],
+    *,
+    templates_dir: Path | None,
+    kind: str,
+) -> Any:
+    text = render(platform, name, context, templates_dir=templates_dir)
+    parse: Callable[[str], Any]
+    errors: tuple[type[Exception], ...]
+    if kind == "JSON":
+        parse, errors = json.loads, (json.JSONDecodeError,)
+    else:
+        import yaml
+
+        parse, errors = yaml.safe_load, (yaml.YAMLError,)
+    try:
+        return parse(text)
+    except errors as exc:
+        raise ConfigError(
+            f"rendered template is not valid {kind}: {exc}", where=f"{platform}/{name}"
+        ) from exc
+
+
 def render_yaml(
     platform: str,
     name: str,
@@ -91,13 +116,9 @@ def render_yaml(
     templates_dir: Path | None = None,
 ) -> Any:
     """Render a template and parse the result as YAML."""
-    text = render(platform, name, context, templates_dir=templates_dir)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"rendered template is not valid YAML: {exc}", where=f"{platform}/{name}"
-        ) from exc
+    return _render_parsed(
+        platform, name, context, templates_dir=templates_dir, kind="YAML"
+    )
 
 
 def render_json(
@@ -108,10 +129,6 @@ def render_json(
     templates_dir: Path | None = None,
 ) -> Any:
     """Render a template and parse the result as JSON."""
-    text = render(platform, name, context, templates_dir=templates_dir)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"rendered template is not valid JSON: {exc}", where=f"{platform}/{name}"
-        ) from exc
+    return _render_parsed(
+        platform, name, context, templates_dir=templates_dir, kind="JSON"
+    )

@@ -219,13 +219,15 @@ class _AdmissionHandler(BaseHTTPRequestHandler):
         )
         if self.close_connection:
             head += "Connection: close\r\n"
-        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        # account before answering, so a client that reads the metrics right
+        # after its answer sees its own request counted
         self.server.metrics.requests.labels(code=str(status)).inc()
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
 
     def _fail(self, status: int, message: str) -> None:
         self.close_connection = True
-        self._reply(status, json.dumps({"error": message}).encode())
         self.server.metrics.decisions.labels(decision="bad-request").inc()
+        self._reply(status, json.dumps({"error": message}).encode())
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
         self._fail(405, "use POST /mutate")
@@ -254,11 +256,11 @@ class _AdmissionHandler(BaseHTTPRequestHandler):
 
         # review, answer, account
         status, answer, outcome = self.server.reviewer.handle(body)
-        self._reply(status, answer)
         elapsed = time.perf_counter() - started
         self.server.metrics.latency.observe(elapsed)
         self.server.metrics.decisions.labels(decision=outcome.decision).inc()
         _log_outcome(outcome, elapsed)
+        self._reply(status, answer)
 
     def _read(self, length: int, *, keep: bool = True) -> bytes | None:
         """``length`` bytes of body, or None when not received in time."""
