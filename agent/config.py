@@ -295,7 +295,10 @@ _OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
         {"type": float, "help": "Seconds a written token must still be valid [60]."},
     ),  # noqa: E501
     (("--timeout",), {"type": float, "help": "Seconds per IdP request [10]."}),
-    (("--listen",), {"help": "Health/metrics address [127.0.0.1:8081]; '' disables."}),  # noqa: E501
+    (
+        ("--listen",),
+        {"help": "Health/metrics address [127.0.0.1:8081]; 'off' disables."},
+    ),  # noqa: E501
 ]
 
 ENGINE_OPTION_NAMES = tuple(
@@ -371,6 +374,17 @@ def _parse_owner(value: str) -> tuple[int | None, int | None]:
         ) from exc
 
 
+# An empty environment variable counts as unset for click, so "off" is the
+# spelling that disables the server from WEBID_LISTEN; '' still works as a flag.
+LISTEN_OFF = ("", "off", "none")
+
+
+def _listen(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    return "" if str(value).strip().lower() in LISTEN_OFF else str(value)
+
+
 def settings_from_options(
     options: Mapping[str, Any], *, default_token_file: str | None = TOKEN_PATH
 ) -> Settings:
@@ -433,11 +447,7 @@ def settings_from_options(
         refresh_at=float(opts.get("refresh_at", defaults["refresh_at"])),
         min_remaining=float(opts.get("min_remaining", defaults["min_remaining"])),
         timeout=float(opts.get("timeout", defaults["timeout"])),
-        listen=str(
-            options.get("listen")
-            if options.get("listen") is not None
-            else defaults["listen"]
-        ),  # noqa: E501
+        listen=_listen(options.get("listen"), str(defaults["listen"])),
     )
     return settings.validate()
 

@@ -41,7 +41,7 @@ class SidecarSpec:
     file_mode: str | None = None
     refresh_at: float | None = None
     min_remaining: float | None = None
-    listen: str | None = None  # "" turns the health server off
+    listen: str | None = None  # "off" turns the health server off
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def with_paths(self, **paths: str | None) -> SidecarSpec:
@@ -73,7 +73,7 @@ class SidecarSpec:
         env = {
             f"WEBID_{key.upper()}": str(value)
             for key, value in values.items()
-            if value is not None and (value != "" or key == "listen")
+            if value not in (None, "")
         }
         if self.extra_params:
             # click splits a multiple option's env var on whitespace

@@ -95,7 +95,7 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
         min_remaining=settings.min_remaining,
         # nothing probes the sidecar, and on a shared host network a fixed
         # health port would collide between two wrapped runs
-        listen="",
+        listen="off",
         **paths,
     )
     return spec, files

@@ -185,7 +185,7 @@ class InjectConfig:
         if listen is None and self.driver != "docker":
             # exec/raw_exec share the host network: a fixed port would clash
             # between allocations on one client, so health serving is opt-in
-            listen = ""
+            listen = "off"
         extra = {"WEBID_LISTEN": listen} if sidecar and listen is not None else {}
         spec = SidecarSpec(
             provider=idp.provider,

@@ -119,7 +119,7 @@ def _nomad_options(func: Any) -> Any:
 @click.option(
     "--listen",
     default=config_default("listen"),
-    help="Sidecar health address ('' disables; off by default for exec drivers).",
+    help="Sidecar health address ('off' disables; off by default for exec drivers).",
 )
 @click.option(
     "--variable-path",

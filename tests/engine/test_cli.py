@@ -267,3 +267,34 @@ def test_run_answers_not_ready_before_first_token(
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("value", ["off", "none"])
+def test_listen_off_from_environment_disables_the_server(
+    idp_args: list[str], tmp_path: Path, value: str
+) -> None:
+    token_file = tmp_path / "token"
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "run",
+            *idp_args,
+            "--token-file",
+            str(token_file),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WEBID_LISTEN": value},
+    )
+    try:
+        deadline = time.time() + 20
+        while not token_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert token_file.exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "health and metrics on" not in stderr

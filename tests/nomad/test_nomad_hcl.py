@@ -361,7 +361,7 @@ def test_exec_driver_runs_the_installed_agent(
     assert config["command"] == "/opt/wa"
     assert config["args"] == ["token", "--deadline", "60"]
     (agent_env,) = tasks_of(groups_of(hcl_job(out))["h"])["webid-agent"]["env"]
-    assert agent_env["WEBID_LISTEN"] == ""
+    assert agent_env["WEBID_LISTEN"] == "off"  # an empty variable would count as unset
 
 
 def test_vault_secret(inject: Inject, write_job: WriteJob) -> None:
