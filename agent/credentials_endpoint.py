@@ -438,6 +438,13 @@ class CredentialsEndpoint:
                 self._creds = creds
                 self._obtained_at = self._clock()
                 self._last_error = None
+            if current is None:
+                # the first credentials: a wrapper (docker) starts the app on this
+                log.info(
+                    "credentials endpoint ready on %s",
+                    self.uri,
+                    extra={"event": "credentials_ready"},
+                )
             return creds
 
     def _refresh_loop(self) -> None:

@@ -47,7 +47,7 @@ from agent.providers import make_provider
 from agent.providers.entra import MICROSOFT_LOGIN_HOSTS
 from agent.providers.oidc import discover
 
-__all__ = ["PROBLEMS", "Check", "Doctor", "doctor", "explain_sts_error"]
+__all__ = ["PROBLEMS", "Check", "Doctor", "doctor", "explain_sts_error", "sts_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -162,139 +162,44 @@ def _classify_idp(exc: WebIdError) -> str:
 
 # -- STS -----------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class AssumedRole:
-    """What doctor shows of a successful AssumeRoleWithWebIdentity."""
-
-    arn: str
-    expiration: str
-
-
-class StsRefusal(StsError):
-    """An STS failure explained in plain words; ``problem`` is its PROBLEMS id."""
-
-    def __init__(self, message: str, *, problem: str, where: str | None) -> None:
-        self.problem = problem
-        super().__init__(message, where=where)
-
-
-# STS error code (and a message fragment) -> (problem id, plain words)
-_STS_EXPLANATIONS: list[tuple[str, str, str, str]] = [
-    (
-        "InvalidIdentityToken",
-        "audience",
-        "sts-audience",
-        "audience not allowed: the token's aud is not in the IAM OIDC provider's"
-        " client id list",
-    ),
-    (
-        "InvalidIdentityToken",
-        "No OpenIDConnect provider",
-        "sts-no-provider",
-        "no IAM OIDC provider in the role's account matches the token's issuer",
-    ),
-    (
-        "InvalidIdentityToken",
-        "before issued",
-        "clock-skew",
-        "clock skew: the token was issued in STS's future (iat/nbf ahead of AWS time)",
-    ),
-    (
-        "InvalidIdentityToken",
-        "",
-        "sts-invalid-token",
-        "invalid identity token: STS could not verify it against the IdP",
-    ),
-    (
-        "ExpiredTokenException",
-        "",
-        "sts-expired",
-        "expired token: the token's exp had passed when STS checked it",
-    ),
-    (
-        "AccessDenied",
-        "",
-        "sts-access-denied",
-        "not authorized: the role's trust policy does not allow this token"
-        " (principal, aud or sub condition), or the role does not exist",
-    ),
-    (
-        "IDPRejectedClaim",
-        "",
-        "sts-invalid-token",
-        "the IdP's token was rejected by STS (a claim is not acceptable)",
-    ),
-    (
-        "IDPCommunicationError",
-        "",
-        "sts-invalid-token",
-        "STS could not reach the IdP to fetch its signing keys",
-    ),
+# STS error code and a fragment of STS's message -> PROBLEMS id; the first
+# match wins. The words come from agent.aws.sts.explain_refusal, shared with
+# credential-process and the credentials endpoint.
+_STS_PROBLEMS: list[tuple[str, str, str]] = [
+    ("InvalidIdentityToken", "audience", "sts-audience"),
+    ("InvalidIdentityToken", "openidconnect provider", "sts-no-provider"),
+    ("InvalidIdentityToken", "no oidc provider", "sts-no-provider"),
+    ("InvalidIdentityToken", "before issued", "clock-skew"),
+    ("InvalidIdentityToken", "", "sts-invalid-token"),
+    ("ExpiredTokenException", "", "sts-expired"),
+    ("AccessDenied", "", "sts-access-denied"),
+    ("AccessDeniedException", "", "sts-access-denied"),
+    ("IDPRejectedClaim", "", "sts-invalid-token"),
+    ("IDPCommunicationError", "", "sts-invalid-token"),
 ]
 
 
-def explain_sts_error(code: str, message: str) -> tuple[str, str]:
-    """The problem id and a plain-words explanation of one STS error."""
-    for known, fragment, problem, words in _STS_EXPLANATIONS:
-        if code == known and fragment.lower() in message.lower():
-            return problem, f"{words} [{code}: {message}]"
-    return "sts-refused", f"STS refused the call [{code}: {message}]"
+def sts_problem(code: str, message: str) -> str:
+    """The PROBLEMS id of one STS refusal (``sts-refused`` when not known)."""
+    lower = message.lower()
+    for known, fragment, problem in _STS_PROBLEMS:
+        if code == known and fragment in lower:
+            return problem
+    return "sts-refused"
 
 
-def assume_role_with_web_identity(
-    token: str,
-    role_arn: str,
+def explain_sts_error(
+    code: str,
+    message: str,
     *,
-    session_name: str,
-    region: str,
-    endpoint_url: str | None,
-    timeout: float,
-) -> AssumedRole:
-    """Call STS once; raise StsError whose message explains the refusal.
+    claims: dict[str, Any] | None = None,
+    role_arn: str = "the role",
+) -> tuple[str, str]:
+    """The problem id and the plain-words explanation of one STS error."""
+    from agent.aws.sts import explain_refusal
 
-    Kept to this one function so it can give way to the shared STS client
-    (``agent.aws.sts``) once that exists.
-    """
-    import botocore.session
-    from botocore import UNSIGNED
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    where = endpoint_url or f"sts.{region}.amazonaws.com"
-    client = botocore.session.get_session().create_client(
-        "sts",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=Config(
-            signature_version=UNSIGNED,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            retries={"max_attempts": 1},
-        ),
-    )
-    try:
-        answer = client.assume_role_with_web_identity(
-            RoleArn=role_arn, RoleSessionName=session_name, WebIdentityToken=token
-        )
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        problem, words = explain_sts_error(
-            str(error.get("Code", "")), str(error.get("Message", ""))
-        )
-        raise StsRefusal(words, problem=problem, where=where) from exc
-    except BotoCoreError as exc:
-        raise StsRefusal(
-            f"cannot reach STS ({exc})", problem="sts-unreachable", where=where
-        ) from exc
-    user = answer.get("AssumedRoleUser", {})
-    expiration = answer.get("Credentials", {}).get("Expiration")
-    return AssumedRole(
-        arn=str(user.get("Arn", "")),
-        expiration=expiration.isoformat()
-        if isinstance(expiration, datetime)
-        else str(expiration),
-    )
+    words = explain_refusal(code, message, claims=claims or {}, role_arn=role_arn)
+    return sts_problem(code, message), words
 
 
 # -- IAM documents -------------------------------------------------------------
@@ -806,8 +711,14 @@ class Doctor:
             or "us-east-1"
         )
         self.progress(f"calling STS AssumeRoleWithWebIdentity for {self.role_arn}")
+        from agent.aws.sts import (
+            StsRefused,
+            assume_role_with_web_identity,
+            format_expiration,
+        )
+
         try:
-            assumed = assume_role_with_web_identity(
+            creds = assume_role_with_web_identity(
                 token.value,
                 self.role_arn,
                 session_name=self.session_name,
@@ -815,14 +726,20 @@ class Doctor:
                 endpoint_url=self.sts_endpoint,
                 timeout=10.0,
             )
-        except StsRefusal as exc:
-            self._add("sts", "fail", exc.format(), problem=exc.problem)
+        except StsRefused as exc:
+            problem = sts_problem(exc.code, exc.detail)
+            self._add("sts", "fail", exc.format(), problem=problem)
             return
+        except StsError as exc:
+            self._add("sts", "fail", exc.format(), problem="sts-unreachable")
+            return
+        arn = creds.assumed_role_arn or ""
+        expiration = format_expiration(creds.expiration)
         self._add(
             "sts",
             "ok",
-            f"assumed {assumed.arn} (credentials valid until {assumed.expiration})",
-            data={"assumed_role_arn": assumed.arn, "expiration": assumed.expiration},
+            f"assumed {arn} (credentials valid until {expiration})",
+            data={"assumed_role_arn": arn, "expiration": expiration},
         )
 
 

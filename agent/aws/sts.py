@@ -135,7 +135,8 @@ class Credentials:
 
 
 class StsRefused(StsError):
-    """STS answered with an error; ``code`` is its error code.
+    """STS answered with an error; ``code`` is its error code, ``detail`` its
+    own message (the explained one is the exception's message).
 
     ``retryable`` is true for failures that may pass on a later attempt
     (throttling, STS unable to reach the IdP's keys, a 5xx).
@@ -146,10 +147,12 @@ class StsRefused(StsError):
         message: str,
         *,
         code: str,
+        detail: str = "",
         retryable: bool = False,
         where: str | None = None,
     ) -> None:
         self.code = code
+        self.detail = detail
         self.retryable = retryable
         super().__init__(message, where=where)
 
@@ -195,10 +198,14 @@ def explain_refusal(
     role_arn: str,
     skew: float | None = None,
 ) -> str:
-    """STS's error code and message, followed by what to check, in plain words."""
+    """STS's error code and message, followed by what to check, in plain words.
+
+    Each explanation opens with the kind of fault (``audience not allowed``,
+    ``clock skew``, ``not authorized``...) so the first words say what broke.
+    """
     issuer = str(claims.get("iss", "?"))
     aud = claims.get("aud")
-    audience = ", ".join(aud) if isinstance(aud, list) else str(aud)
+    audience = ", ".join(aud) if isinstance(aud, list) else str(aud or "?")
     lower = message.lower()
     hint: str
 
@@ -206,45 +213,49 @@ def explain_refusal(
     if code == "InvalidIdentityToken":
         if "audience" in lower:
             hint = (
-                f"the token's audience ({audience}) is not in the client id list"
-                f" of the IAM OIDC provider for {issuer}; add it there, or request"
-                " the audience IAM expects (--audience/--scope)"
+                f"audience not allowed: the token's audience ({audience}) is not in"
+                f" the client id list of the IAM OIDC provider for {issuer}; add it"
+                " there, or request the audience IAM expects (--audience/--scope)"
             )
         elif "openidconnect provider" in lower or "no oidc provider" in lower:
             hint = (
-                f"the AWS account has no IAM OIDC provider for the issuer {issuer};"
-                " create one (webid-agent aws trust-policy prints its settings)"
+                f"no IAM OIDC provider for the issuer {issuer} in the role's"
+                " account; create one (webid-agent aws trust-policy prints its"
+                " settings)"
             )
         elif "verification key" in lower or "thumbprint" in lower or "jwks" in lower:
             hint = (
-                f"STS could not fetch or match the signing keys of {issuer}; check"
-                " that its jwks_uri is reachable from the internet over trusted TLS"
-                " and that the token's kid is published there"
+                f"invalid identity token: STS could not fetch or match the signing"
+                f" keys of {issuer}; check that its jwks_uri is reachable from the"
+                " internet over trusted TLS and that the token's kid is published"
+                " there"
             )
         elif "before" in lower or "nbf" in lower or "iat" in lower:
             hint = (
-                "the token is not valid yet for STS: this machine's or the IdP's"
-                " clock is ahead"
+                "clock skew: the token was issued in STS's future (iat/nbf ahead of"
+                " AWS time); this machine's or the IdP's clock is ahead"
             )
         else:
             hint = (
-                f"STS does not accept tokens from {issuer} (audience {audience});"
-                " check the IAM OIDC provider's URL and client ids"
+                f"invalid identity token: STS does not accept tokens from {issuer}"
+                f" (audience {audience}); check the IAM OIDC provider's URL and"
+                " client ids"
             )
     elif code == "ExpiredTokenException":
         hint = (
-            "the token had expired when STS checked it; if it was fresh here,"
-            " this machine's clock is behind (check NTP)"
+            "expired token: the token had expired when STS checked it; if it was"
+            " fresh here, this machine's clock is behind (check NTP)"
         )
     elif code in ("AccessDenied", "AccessDeniedException"):
         hint = (
-            f"the trust policy of {role_arn} does not allow"
+            f"not authorized: the trust policy of {role_arn} does not allow"
             f" sts:AssumeRoleWithWebIdentity for issuer {issuer},"
             f" audience {audience}, subject {claims.get('sub', '?')}; compare its"
-            " Principal.Federated and :aud/:sub conditions with these claims"
+            " Principal.Federated and :aud/:sub conditions with these claims,"
+            " and check that the role exists"
         )
     elif code == "IDPRejectedClaim":
-        hint = "the identity provider rejected a claim of the token"
+        hint = "claim rejected: STS does not accept a claim of the token"
     elif code == "IDPCommunicationError":
         hint = (
             f"STS could not reach {issuer} to fetch its signing keys; it may be"
@@ -338,9 +349,10 @@ def assume_role_with_web_identity(
         code = str(error.get("Code", "Unknown"))
         meta = exc.response.get("ResponseMetadata", {})
         headers = {k.lower(): v for k, v in meta.get("HTTPHeaders", {}).items()}
+        detail = str(error.get("Message", "")).strip()
         message = explain_refusal(
             code,
-            str(error.get("Message", "")).strip(),
+            detail,
             claims=_token_claims(token),
             role_arn=role_arn,
             skew=_clock_skew(headers, time.time()),
@@ -349,6 +361,7 @@ def assume_role_with_web_identity(
         raise StsRefused(
             message,
             code=code,
+            detail=detail,
             retryable=code in _RETRYABLE or status >= 500,
             where=where,
         ) from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent import InputError
 
-__all__ = ["RunArgs", "parse_run_args"]
+__all__ = ["NETWORK_OPTIONS", "RunArgs", "parse_run_args"]
 
 # Options of `docker run` that take a value (docker CLI 28); all others are flags.
 VALUE_OPTIONS = frozenset(
@@ -44,6 +44,16 @@ FLAG_OPTIONS = frozenset(
     """.split()
 )
 SHORT_FLAGS = frozenset("dtiPq")
+# Options docker refuses next to --network container:NAME (the app then has
+# no network settings of its own: ports, addresses, names and DNS are the
+# namespace owner's).
+NETWORK_OPTIONS = frozenset(
+    """
+    --network --net -p --publish -P --publish-all --expose -h --hostname
+    --add-host --dns --dns-opt --dns-option --dns-search --ip --ip6
+    --link --link-local-ip --mac-address --network-alias --net-alias
+    """.split()
+)
 
 
 @dataclass
@@ -58,6 +68,8 @@ class RunArgs:
     remove: bool = False
     name: str | None = None
     env_names: set[str] = field(default_factory=set)
+    # every option given, by the name it was written with (-p, --publish)
+    given: list[str] = field(default_factory=list)
 
 
 def _env_names_from_file(path: str) -> set[str]:
@@ -104,6 +116,7 @@ def parse_run_args(argv: list[str]) -> RunArgs:
         # --opt=value and -ovalue forms
         name, eq, inline = item.partition("=")
         if eq and name.startswith("--"):
+            args.given.append(name)
             if name in VALUE_OPTIONS:
                 _record(args, name, inline)
             elif name == "--detach":
@@ -115,16 +128,19 @@ def parse_run_args(argv: list[str]) -> RunArgs:
         if not item.startswith("--") and len(item) > 2:
             head = item[:2]
             if head in VALUE_OPTIONS:
+                args.given.append(head)
                 _record(args, head, item[2:])
                 i += 1
                 continue
             if all(ch in SHORT_FLAGS for ch in item[1:]):
+                args.given.extend(f"-{ch}" for ch in item[1:])
                 args.detach |= "d" in item[1:]
                 i += 1
                 continue
             raise InputError(f"unknown option {item!r}", where="docker run arguments")
 
         # --opt value
+        args.given.append(item)
         if item in VALUE_OPTIONS:
             if i + 1 >= len(argv):
                 raise InputError(

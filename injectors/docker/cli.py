@@ -5,10 +5,16 @@ starts an agent sidecar that keeps a token in a fresh volume, waits for the
 first token, then runs ``docker run`` with the volume mounted read-only and
 the standard AWS variables set. Everything after ``run`` goes to docker
 unchanged; its exit code is returned.
+
+With ``--mode credentials-endpoint`` the sidecar also serves the role's
+credentials on its loopback; the app joins the sidecar's network namespace
+(``--network container:SIDECAR``) and gets ``AWS_CONTAINER_CREDENTIALS_FULL_URI``
+and ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`` instead of the web identity pair.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -23,10 +29,16 @@ from typing import Any
 import click
 
 from agent import (
+    AUTH_TOKEN_PATH,
+    DEFAULT_CREDENTIALS_LISTEN,
+    ENV_ROLE_ARN,
+    ENV_SESSION_NAME,
+    ENV_TOKEN_FILE,
     ROLE_ARN_PATTERN,
     TOKEN_PATH,
     ConfigError,
     DockerFailure,
+    InputError,
     SidecarSpec,
     WorkloadEnv,
     __version__,
@@ -35,6 +47,8 @@ from agent import (
     merge_env,
     render_yaml,
     settings_from_options,
+    sidecar_env,
+    workload_env,
 )
 
 __all__ = ["docker_group"]
@@ -42,6 +56,7 @@ __all__ = ["docker_group"]
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE = f"webid-agent:{__version__}"
+MODES = ("web-identity", "credentials-endpoint")
 
 
 def _client() -> Any:
@@ -113,13 +128,45 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
     "--session-name",
     envvar="WEBID_SESSION_NAME",
     default=config_default("session_name"),
-    help="AWS_ROLE_SESSION_NAME for the app.",
+    help="Role session name (AWS_ROLE_SESSION_NAME for the app, or the"
+    " sidecar's in credentials-endpoint mode).",
 )
 @click.option(
     "--region",
     envvar="WEBID_REGION",
     default=config_default("region"),
-    help="AWS_REGION and AWS_DEFAULT_REGION for the app.",
+    help="AWS_REGION and AWS_DEFAULT_REGION for the app (and the sidecar's STS"
+    " region in credentials-endpoint mode).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=config_default("mode", "web-identity"),
+    show_default="web-identity",
+    help="web-identity: the app reads the token file. credentials-endpoint: the"
+    " sidecar serves the role's credentials on its loopback and the app joins"
+    " its network namespace (for SDKs without web identity).",
+)
+@click.option(
+    "--network",
+    "sidecar_network",
+    default=config_default("network"),
+    help="Network of the sidecar [the app's --network, else bridge]. In"
+    " credentials-endpoint mode the app shares it.",
+)
+@click.option(
+    "--sts-endpoint-url",
+    envvar="WEBID_STS_ENDPOINT_URL",
+    default=config_default("sts_endpoint_url"),
+    help="STS endpoint the sidecar calls in credentials-endpoint mode"
+    " [the regional endpoint].",
+)
+@click.option(
+    "--credentials-listen",
+    default=config_default("credentials_listen", DEFAULT_CREDENTIALS_LISTEN),
+    show_default=DEFAULT_CREDENTIALS_LISTEN,
+    help="Loopback address of the credentials endpoint in the sidecar's network"
+    " namespace (change it when two sidecars share the host network).",
 )
 @click.option(
     "--image",
@@ -165,26 +212,39 @@ def docker_group(ctx: click.Context, /, **options: Any) -> None:
     ctx.obj = options
 
 
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the group's option ``name`` was given on the command line."""
+    group = ctx.parent or ctx
+    return group.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+
 @docker_group.command(
     name="run",
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.argument("docker_args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_obj
-def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
+@click.pass_context
+def run_command(ctx: click.Context, docker_args: tuple[str, ...]) -> None:
     """Run IMAGE like `docker run`, with a token sidecar wired in.
 
     Every argument goes to `docker run` unchanged. The app gets the token
     volume read-only at /var/run/secrets/webid, AWS_ROLE_ARN and
     AWS_WEB_IDENTITY_TOKEN_FILE (variables you set with -e win, with a warning).
+    With --mode credentials-endpoint it gets AWS_CONTAINER_CREDENTIALS_FULL_URI
+    and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE instead and runs in the
+    sidecar's network namespace, so docker's network options (--network, -p,
+    --hostname, --dns, ...) are refused.
 
     \b
-    Example:
+    Examples:
       webid-agent docker --role-arn ARN ... run --rm -it --user 1000 my-image
+      webid-agent docker --mode credentials-endpoint --role-arn ARN ... \\
+          run --rm -e AWS_DEFAULT_REGION=eu-west-1 legacy-image
     """
+    options: dict[str, Any] = dict(ctx.obj)
     import re
 
-    from injectors.docker.args import parse_run_args
+    from injectors.docker.args import NETWORK_OPTIONS, parse_run_args
     from injectors.docker.session import LABEL_ROLE, LABEL_SESSION, Session
 
     # check everything before creating anything
@@ -200,18 +260,58 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
     timeout = options.pop("first_token_timeout")
     grace = options.pop("stop_grace")
     templates = options.pop("templates")
-    workload = WorkloadEnv(
-        role_arn=role_arn,
-        session_name=options.pop("session_name"),
-        region=options.pop("region"),
-    )
+    mode = options.pop("mode")
+    endpoint = mode == "credentials-endpoint"
+    sidecar_network = options.pop("sidecar_network")
+    sts_endpoint_url = options.pop("sts_endpoint_url")
+    credentials_listen = options.pop("credentials_listen")
+    session_name = options.pop("session_name")
+    region = options.pop("region")
     spec, files = _sidecar_spec(options)
     run_args = parse_run_args(list(docker_args))
-    merged = merge_env(dict.fromkeys(run_args.env_names, ""), workload.as_env())
+
+    # the app's env: the web identity pair, or the endpoint's two variables
+    wanted = WorkloadEnv(
+        role_arn=role_arn, session_name=session_name, region=region
+    ).as_env()
+    if endpoint:
+        conflicts = [name for name in run_args.given if name in NETWORK_OPTIONS]
+        if conflicts:
+            raise InputError(
+                f"{conflicts[0]} cannot be used with --mode credentials-endpoint:"
+                " the app joins the sidecar's network namespace (--network"
+                " container:SIDECAR) to reach its loopback, so it has no network"
+                " settings of its own; give the network as webid-agent docker"
+                " --network NET (before run)",
+                where=f"docker run {conflicts[0]}",
+            )
+        serve = sidecar_env(
+            role_arn=role_arn,
+            listen=credentials_listen,
+            auth_token_file=AUTH_TOKEN_PATH,
+            session_name=session_name,
+            region=region,
+            sts_endpoint_url=sts_endpoint_url,
+        )
+        spec = dataclasses.replace(spec, extra_env={**spec.extra_env, **serve})
+        agent_only = (ENV_ROLE_ARN, ENV_TOKEN_FILE, ENV_SESSION_NAME)
+        wanted = {
+            **workload_env(listen=credentials_listen, auth_token_file=AUTH_TOKEN_PATH),
+            **{k: v for k, v in wanted.items() if k not in agent_only},
+        }
+    elif sts_endpoint_url and _given(ctx, "sts_endpoint_url"):
+        click.echo(
+            "webid-agent: warning: --sts-endpoint-url only applies with --mode"
+            " credentials-endpoint; the app's SDK calls STS itself (-e"
+            " AWS_ENDPOINT_URL_STS=URL)",
+            err=True,
+        )
+    merged = merge_env(dict.fromkeys(run_args.env_names, ""), wanted)
     for warning in merged.warnings("docker run"):
         click.echo(f"webid-agent: warning: {warning}", err=True)
-    network = run_args.network or "default"
-    sidecar_network = "bridge" if network in ("none", "default") else network
+    if not sidecar_network:
+        network = run_args.network or "default"
+        sidecar_network = "bridge" if network in ("none", "default") else network
 
     # start the sidecar and wait for its first token
     client = _client()
@@ -236,8 +336,17 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
     with _forwarded_signals(interrupted, stop_app=stop_app, grace=grace) as forward:
         try:
             session.start_sidecar()
-            click.echo("webid-agent: waiting for the first token...", err=True)
-            session.wait_first_token(timeout)
+            click.echo(
+                "webid-agent: waiting for the first "
+                + ("credentials..." if endpoint else "token..."),
+                err=True,
+            )
+            session.wait_first_token(
+                timeout,
+                events=("token_written", "credentials_ready")
+                if endpoint
+                else ("token_written",),
+            )
             if interrupted:
                 raise click.exceptions.Exit(128 + interrupted[0])
 
@@ -250,7 +359,9 @@ def run_command(options: dict[str, Any], docker_args: tuple[str, ...]) -> None:
                     "token_dir": os.path.dirname(TOKEN_PATH),
                     "env": merged.added,
                     "labels": {LABEL_SESSION: session.session_id, LABEL_ROLE: "app"},
-                    "network": None,
+                    "network": f"container:{session.sidecar_name}"
+                    if endpoint
+                    else None,
                 },
                 templates_dir=templates,
             )

@@ -125,21 +125,33 @@ class Session:
         log.debug("sidecar %s started", self.sidecar_name)
 
     def wait_first_token(
-        self, timeout: float, progress: Callable[[float], None] | None = None
+        self,
+        timeout: float,
+        progress: Callable[[float], None] | None = None,
+        *,
+        events: tuple[str, ...] = ("token_written",),
     ) -> None:
-        """Block until the sidecar reports the first token written."""
+        """Block until the sidecar has logged every one of ``events``.
+
+        ``token_written``: the first token is in the volume;
+        ``credentials_ready``: the credentials endpoint holds its first
+        credentials (credentials-endpoint mode).
+        """
         deadline = time.monotonic() + timeout
+        missing = set(events)
+        what = "credentials" if "credentials_ready" in events else "a token"
         seen = 0
         while time.monotonic() < deadline:
             self.sidecar.reload()
             logs = self.sidecar.logs(stdout=False, stderr=True).decode(errors="replace")
             for line in logs.splitlines()[seen:]:
                 seen += 1
-                if _event(line) == "token_written":
-                    return
+                missing.discard(_event(line) or "")
+            if not missing:
+                return
             if self.sidecar.status in ("exited", "dead"):
                 raise DockerFailure(
-                    "the sidecar stopped before writing a token; its log:\n"
+                    f"the sidecar stopped before {_doing(what)}; its log:\n"
                     + _tail(logs),
                     where=self.sidecar_name,
                 )
@@ -148,8 +160,8 @@ class Session:
             time.sleep(0.05)
         logs = self.sidecar.logs(stdout=False, stderr=True).decode(errors="replace")
         raise DockerFailure(
-            f"no token within {timeout:.0f}s (--first-token-timeout); the sidecar's"
-            " log:\n" + _tail(logs),
+            f"no {what.removeprefix('a ')} within {timeout:.0f}s"
+            " (--first-token-timeout); the sidecar's log:\n" + _tail(logs),
             where=self.sidecar_name,
         )
 
@@ -158,6 +170,10 @@ class Session:
     def remove(self) -> None:
         """Stop and remove the sidecar and the volumes; never raises."""
         remove_session(self.client, self.session_id)
+
+
+def _doing(what: str) -> str:
+    return "serving credentials" if what == "credentials" else "writing a token"
 
 
 def _event(line: str) -> str | None:

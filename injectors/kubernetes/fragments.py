@@ -18,13 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent import (
+    AUTH_TOKEN_PATH,
+    DEFAULT_CREDENTIALS_LISTEN,
     ENV_ROLE_ARN,
+    ENV_SESSION_NAME,
+    ENV_TOKEN_FILE,
     TOKEN_DIR,
     TOKEN_PATH,
     ConfigError,
     SidecarSpec,
     WorkloadEnv,
     render_yaml,
+    sidecar_env,
+    workload_env,
 )
 from injectors.kubernetes.options import InjectorConfig, PodOptions
 
@@ -67,6 +73,7 @@ class Fragments:
     sidecar: JsonObject
     token_volume: JsonObject
     agent_volumes: tuple[JsonObject, ...]
+    role_arn: str = ""
     encoded: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,13 +88,28 @@ class Fragments:
         for piece in pieces:
             self.encoded[id(piece)] = json.dumps(piece, separators=(",", ":"))
 
-    @property
-    def role_arn(self) -> str:
-        """The role the workload env names (for log lines and tests)."""
-        for entry in self.workload_env:
-            if entry.get("name") == ENV_ROLE_ARN:
-                return str(entry.get("value"))
-        return ""
+
+def _workload_env(pod: PodOptions) -> dict[str, str]:
+    """The workload's variables: web identity, or the credentials endpoint.
+
+    In credentials-endpoint mode the role, token file and session name are the
+    agent's business; the workload keeps only the region variables.
+    """
+    web_identity = WorkloadEnv(
+        role_arn=pod.role_arn,
+        token_file=TOKEN_PATH,
+        session_name=pod.session_name,
+        region=pod.region,
+        sts_regional_endpoints="regional" if pod.region else None,
+    ).as_env()
+    if pod.mode == "web-identity":
+        return web_identity
+    agent_only = (ENV_ROLE_ARN, ENV_TOKEN_FILE, ENV_SESSION_NAME)
+    env = workload_env(
+        listen=DEFAULT_CREDENTIALS_LISTEN, auth_token_file=AUTH_TOKEN_PATH
+    )
+    env.update({k: v for k, v in web_identity.items() if k not in agent_only})
+    return env
 
 
 def _agent_spec(
@@ -150,21 +172,27 @@ def fragments(
         return render_yaml(PLATFORM, template, context, templates_dir=tdir)
 
     # workload side: env entries and the read-only mount
-    workload = WorkloadEnv(
-        role_arn=pod.role_arn,
-        token_file=TOKEN_PATH,
-        session_name=pod.session_name,
-        region=pod.region,
-        sts_regional_endpoints="regional" if pod.region else None,
-    )
-    env = one("workload-env.yaml.j2", env=workload.as_env())
+    env = one("workload-env.yaml.j2", env=_workload_env(pod))
     if not isinstance(env, list):
         raise ConfigError("must render a list", where="workload-env.yaml.j2")
     env_entries = tuple(_named(entry, "workload-env.yaml.j2") for entry in env)
 
-    # agent side: init container, sidecar, volumes
+    # agent side: init container, sidecar, volumes; in credentials-endpoint
+    # mode the init container also creates the endpoint's authorization token
+    # file, so it exists before any workload container starts
     init_env = spec.env()
-    sidecar_env = spec.with_paths(listen=f"0.0.0.0:{config.agent_port}").env()
+    agent_env = spec.with_paths(listen=f"0.0.0.0:{config.agent_port}").env()
+    endpoint = pod.mode == "credentials-endpoint"
+    if endpoint:
+        serve = sidecar_env(
+            role_arn=pod.role_arn,
+            listen=DEFAULT_CREDENTIALS_LISTEN,
+            auth_token_file=AUTH_TOKEN_PATH,
+            session_name=pod.session_name,
+            region=pod.region,
+        )
+        agent_env.update(serve)
+        init_env["WEBID_CREDENTIALS_AUTH_TOKEN_FILE"] = AUTH_TOKEN_PATH
     agent_volumes = [one("client-volume.yaml.j2")]
     if config.ca_configmap:
         agent_volumes.append(one("ca-volume.yaml.j2"))
@@ -176,7 +204,12 @@ def fragments(
             "init-container.yaml.j2",
         ),
         sidecar=_named(
-            one("sidecar-container.yaml.j2", name=SIDECAR_NAME, agent_env=sidecar_env),
+            one(
+                "sidecar-container.yaml.j2",
+                name=SIDECAR_NAME,
+                agent_env=agent_env,
+                credentials_endpoint=endpoint,
+            ),
             "sidecar-container.yaml.j2",
         ),
         token_volume=_named(one("token-volume.yaml.j2"), "token-volume.yaml.j2"),
@@ -184,6 +217,12 @@ def fragments(
             _named(volume, "client-volume.yaml.j2 / ca-volume.yaml.j2")
             for volume in agent_volumes
         ),
+        role_arn=pod.role_arn,
     )
-    log.debug("rendered fragments for role %s (native=%s)", pod.role_arn, native)
+    log.debug(
+        "rendered fragments for role %s (native=%s, mode=%s)",
+        pod.role_arn,
+        native,
+        pod.mode,
+    )
     return result

@@ -33,8 +33,10 @@ from agent import (
 __all__ = [
     "ANNOTATION_KEYS",
     "MARKER_ANNOTATION",
+    "MODES",
     "InjectorConfig",
     "MappingStore",
+    "Mode",
     "PodDefaults",
     "PodOptions",
     "escape_pointer",
@@ -56,11 +58,16 @@ ANNOTATION_KEYS = (
     "session-name",
     "region",
     "native-sidecar",
+    "mode",
 )
 MARKER_ANNOTATION = f"{ANNOTATION_PREFIX}injected"
 
 NativeMode = Literal["auto", "always", "never"]
 ClientAuth = Literal["secret", "certificate"]
+# how the workload gets credentials: the token file, or the loopback
+# container-credentials endpoint served by the sidecar
+Mode = Literal["web-identity", "credentials-endpoint"]
+MODES: tuple[Mode, ...] = ("web-identity", "credentials-endpoint")
 
 _ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
 # RFC 1123 label (container names) and subdomain (Secret, ConfigMap names)
@@ -172,6 +179,7 @@ class PodOptions:
     region: str | None = None
     skip_containers: frozenset[str] = frozenset()
     native_sidecar: bool | None = None
+    mode: Mode = "web-identity"
 
 
 # -- the mapping file ---------------------------------------------------------
@@ -356,6 +364,9 @@ def _problem(key: str, value: str) -> str | None:
     elif key == "region":
         if not _REGION.match(value.strip()):
             problem = f"not an AWS region like eu-west-1: {value!r}"
+    elif key == "mode":
+        if value.strip() not in MODES:
+            problem = f"expected one of {', '.join(MODES)}, got {value!r}"
     elif key in ("audience", "scope") and not _TEXT.match(value.strip()):
         problem = f"expected printable text without control characters, got {value!r}"
     return problem
@@ -414,6 +425,7 @@ def resolve_pod(
         return item[0].strip() if item else None
 
     native = get("native-sidecar")
+    mode: Mode = "credentials-endpoint" if get("mode") == MODES[1] else "web-identity"
     return PodOptions(
         role_arn=str(get("role-arn")),
         client_secret=get("client-secret") or config.client_secret_name,
@@ -423,4 +435,5 @@ def resolve_pod(
         region=get("region"),
         skip_containers=frozenset(_split(get("skip-containers") or "")),
         native_sidecar=None if native is None else _BOOLEAN[native.lower()],
+        mode=mode,
     )

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from agent import ENV_ROLE_ARN, EnvMerge, InputError, merge_env
 
 from .hclsource import Attribute, Block, HclSource, parse_hcl
-from .options import META_ROLE_KEY, OWN_TASKS, GroupRole, InjectConfig, check_role_arn
+from .options import (
+    META_MODE_KEY,
+    META_ROLE_KEY,
+    OWN_TASKS,
+    GroupRole,
+    InjectConfig,
+    Mode,
+    check_mode,
+    check_role_arn,
+)
 from .snippets import Snippets
 
 __all__ = ["HclResult", "inject_hcl", "static_structure"]
@@ -83,25 +92,85 @@ def _groups(src: HclSource, job: Block) -> tuple[list[Block], list[Block]]:
     return groups, dynamic
 
 
-def _meta_role(src: HclSource, group: Block) -> GroupRole | None:
-    """``webid_role_arn`` from a ``meta`` block or a ``meta = {...}`` attribute."""
-    value: str | None = None
-    at = group.start
+def _meta(src: HclSource, group: Block, key: str) -> tuple[str, int] | None:
+    """A group meta entry's source text and offset, from a ``meta`` block or a
+    ``meta = {...}`` attribute."""
+    found: tuple[str, int] | None = None
     for meta in group.children("meta"):
-        attr = meta.attribute(META_ROLE_KEY)
+        attr = meta.attribute(key)
         if attr is not None:
-            value, at = attr.value, attr.start
+            found = attr.value, attr.start
     meta_attr = group.attribute("meta")
-    if meta_attr is not None and meta_attr.obj and META_ROLE_KEY in meta_attr.obj.keys:
-        value, at = meta_attr.obj.keys[META_ROLE_KEY], meta_attr.start
-    if value is None:
+    if meta_attr is not None and meta_attr.obj and key in meta_attr.obj.keys:
+        found = meta_attr.obj.keys[key], meta_attr.start
+    return found
+
+
+def _meta_role(src: HclSource, group: Block) -> GroupRole | None:
+    """``webid_role_arn`` from the group meta: a literal ARN or an expression."""
+    found = _meta(src, group, META_ROLE_KEY)
+    if found is None:
         return None
+    value, at = found
     literal = _PLAIN_STRING.match(value)
     if literal:
         arn = check_role_arn(literal.group(1), where=_where(src, at))
         return GroupRole(value=arn, hcl=value)
     # an expression (var.role, local.x): Nomad evaluates it, we copy it as is
     return GroupRole(value=None, hcl=value)
+
+
+def _meta_mode(src: HclSource, group: Block, default: Mode) -> Mode:
+    """``webid_mode`` from the group meta (a string literal), else ``default``."""
+    found = _meta(src, group, META_MODE_KEY)
+    if found is None:
+        return default
+    value, at = found
+    literal = _PLAIN_STRING.match(value.strip())
+    if not literal:
+        # the mode decides which tasks and variables are written: it must be
+        # known here, so an expression cannot be left to Nomad
+        raise InputError(
+            f"meta {META_MODE_KEY} must be a string literal, got {value.strip()}",
+            where=_where(src, at),
+        )
+    return check_mode(literal.group(1), where=_where(src, at))
+
+
+def _check_shared_loopback(src: HclSource, group: Block) -> str | None:
+    """Refuse a group whose tasks do not share a network namespace.
+
+    In credentials-endpoint mode the workload reaches the agent on
+    127.0.0.1. Only ``bridge`` and ``cni/*`` network modes give the tasks
+    of a group one namespace; in ``host`` mode (the default) loopback is the
+    client's, shared by every allocation: two allocations would fight over
+    the port and any process on the host could reach the endpoint. Returns
+    a warning when the mode is an expression that cannot be checked here.
+    """
+    mode_attr = None
+    for network in group.children("network"):
+        mode_attr = network.attribute("mode") or mode_attr
+    where = _where(src, mode_attr.start if mode_attr else group.start)
+    if mode_attr is None:
+        mode = "host"
+    else:
+        literal = _PLAIN_STRING.match(mode_attr.value.strip())
+        if not literal:
+            return (
+                f"{where}: network mode is an expression "
+                f"({mode_attr.value.strip()}); credentials-endpoint mode needs "
+                '"bridge" (or a CNI network) so tasks share the agent\'s loopback'
+            )
+        mode = literal.group(1)
+    if mode != "bridge" and not mode.startswith("cni/"):
+        raise InputError(
+            f"group {group.label!r} uses network mode {mode!r}: in"
+            " credentials-endpoint mode its tasks reach the agent on 127.0.0.1,"
+            " so they must share one network namespace; add network { mode ="
+            ' "bridge" } to the group (or use webid_mode = "web-identity")',
+            where=where,
+        )
+    return None
 
 
 def static_structure(src: HclSource) -> dict[str, tuple[int, dict[str, int]]]:
@@ -234,10 +303,15 @@ class _HclInjector:
 
     def _group(self, job: Block, group: Block, role: GroupRole) -> None:
         src = self.src
+        mode = _meta_mode(src, group, self.config.mode)
+        if mode == "credentials-endpoint":
+            warning = _check_shared_loopback(src, group)
+            if warning:
+                self.warnings.append(warning)
         context = self.config.group_context(
-            job_id=job.label, group=group.label, role=role
+            job_id=job.label, group=group.label, role=role, mode=mode
         )
-        entries = self._entries(role)
+        entries = self._entries(role, mode)
 
         # the workload tasks: static ones and the content of dynamic ones
         for task in group.children("task"):
@@ -267,8 +341,8 @@ class _HclInjector:
             )
         )
 
-    def _entries(self, role: GroupRole) -> list[dict[str, str | None]]:
-        env = self.config.workload_env(role.value or _PLACEHOLDER_ROLE)
+    def _entries(self, role: GroupRole, mode: Mode) -> list[dict[str, str | None]]:
+        env = self.config.workload_env(role.value or _PLACEHOLDER_ROLE, mode=mode)
         return [
             {
                 "name": name,
@@ -289,12 +363,13 @@ class _HclInjector:
     ) -> None:
         src = self.src
         where = f"{_where(src, task.start)} task {name!r}"
+        pair = " and ".join(str(e["name"]) for e in entries[:2])
         for template in task.children("template"):
             env_attr = template.attribute("env")
             if env_attr is not None and env_attr.value.strip() == "true":
                 self.warnings.append(
                     f"{where}: sets env from a template (env = true); if it sets "
-                    "AWS_ROLE_ARN or AWS_WEB_IDENTITY_TOKEN_FILE that value wins"
+                    f"{pair.replace(' and ', ' or ')} that value wins"
                 )
         if any(b.label == "env" for b in task.children("dynamic")):
             self.warnings.append(f"{where}: has a dynamic env block; check its AWS_*")
@@ -308,7 +383,7 @@ class _HclInjector:
             if env_attr.obj is None:
                 self.warnings.append(
                     f"{where}: env is an expression ({env_attr.value.strip()}); "
-                    "add AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE to it yourself"
+                    f"add {pair} to it yourself"
                 )
                 return
             existing = dict(env_attr.obj.keys)

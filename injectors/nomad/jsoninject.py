@@ -13,7 +13,16 @@ from typing import Any, TypedDict
 
 from agent import EnvMerge, InputError, merge_env
 
-from .options import META_ROLE_KEY, OWN_TASKS, GroupRole, InjectConfig, check_role_arn
+from .options import (
+    META_MODE_KEY,
+    META_ROLE_KEY,
+    OWN_TASKS,
+    GroupRole,
+    InjectConfig,
+    Mode,
+    check_mode,
+    check_role_arn,
+)
 from .snippets import Snippets
 
 __all__ = ["JobDocument", "JsonResult", "inject_job", "job_of", "structure"]
@@ -34,6 +43,7 @@ class GroupJson(TypedDict, total=False):
 
     Name: str
     Meta: dict[str, str] | None
+    Networks: list[dict[str, Any]] | None
     Tasks: list[TaskJson]
 
 
@@ -168,12 +178,39 @@ class _JsonInjector:
             return GroupRole(value=self.config.role_arn)
         return None
 
+    def _mode(self, group: GroupJson, index: int) -> Mode:
+        meta = group.get("Meta") or {}
+        value = meta.get(META_MODE_KEY) if isinstance(meta, dict) else None
+        if value is None:
+            return self.config.mode
+        pointer = f"/TaskGroups/{index}/Meta/{META_MODE_KEY}"
+        return check_mode(str(value), where=self.where(pointer))
+
+    def _check_shared_loopback(self, group: GroupJson, index: int) -> None:
+        """Refuse a group whose tasks do not share one network namespace
+        (see ``hclinject._check_shared_loopback`` for why)."""
+        networks = group.get("Networks") or []
+        first = networks[0] if isinstance(networks, list) and networks else {}
+        mode = str((first.get("Mode") if isinstance(first, dict) else "") or "host")
+        if mode != "bridge" and not mode.startswith("cni/"):
+            raise InputError(
+                f"group {group['Name']!r} uses network mode {mode!r}: in"
+                " credentials-endpoint mode its tasks reach the agent on"
+                " 127.0.0.1, so they must share one network namespace; set"
+                ' Networks[0].Mode to "bridge" (or use webid_mode ='
+                ' "web-identity")',
+                where=self.where(f"/TaskGroups/{index}/Networks"),
+            )
+
     def _group(
         self, job_id: str, group: GroupJson, index: int, role: GroupRole
     ) -> None:
         assert role.value is not None  # noqa: S101 - JSON roles are always literal
+        mode = self._mode(group, index)
+        if mode == "credentials-endpoint":
+            self._check_shared_loopback(group, index)
         context = self.config.group_context(
-            job_id=job_id, group=group["Name"], role=role
+            job_id=job_id, group=group["Name"], role=role, mode=mode
         )
         tasks = group.get("Tasks")
         if not isinstance(tasks, list):
@@ -182,7 +219,7 @@ class _JsonInjector:
             )
 
         # the workload tasks
-        env = self.config.workload_env(role.value)
+        env = self.config.workload_env(role.value, mode=mode)
         entries = [{"name": k, "value": v, "hcl": None} for k, v in env.items()]
         for t, task in enumerate(tasks):
             if task.get("Name") in OWN_TASKS:
@@ -206,7 +243,7 @@ class _JsonInjector:
             if isinstance(template, dict) and template.get("Envvars"):
                 self.warnings.append(
                     f"{where}: sets env from a template (Envvars); if it sets "
-                    "AWS_ROLE_ARN or AWS_WEB_IDENTITY_TOKEN_FILE that value wins"
+                    f"{entries[0]['name']} or {entries[1]['name']} that value wins"
                 )
         existing = task.get("Env")
         if existing is None:

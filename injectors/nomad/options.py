@@ -15,31 +15,49 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent import (
+    DEFAULT_CREDENTIALS_LISTEN,
+    ENV_ROLE_ARN,
+    ENV_SESSION_NAME,
+    ENV_TOKEN_FILE,
+    NOMAD_AUTH_TOKEN_PATH,
     NOMAD_TOKEN_PATH,
     ROLE_ARN_PATTERN,
     ConfigError,
     InputError,
     SidecarSpec,
     WorkloadEnv,
+    sidecar_env,
+    workload_env,
 )
 
 __all__ = [
     "AGENT_TASK",
     "DRIVERS",
+    "META_MODE_KEY",
     "META_ROLE_KEY",
+    "MODES",
     "OWN_TASKS",
     "SECRET_FILE",
     "TOKEN_TASK",
     "GroupRole",
     "IdpConfig",
     "InjectConfig",
+    "Mode",
     "SecretSource",
+    "check_mode",
     "check_role_arn",
 ]
 
 # names and paths, not credentials (S105 would flag the words token/secret)
 # ruff: noqa: S105
 META_ROLE_KEY = "webid_role_arn"
+META_MODE_KEY = "webid_mode"
+# how workload tasks get credentials: the token file, or the container
+# credentials endpoint the sidecar serves on the group's loopback
+Mode = Literal["web-identity", "credentials-endpoint"]
+MODES: tuple[Mode, ...] = ("web-identity", "credentials-endpoint")
+# the agent variable that names the role (an HCL expression is written as is)
+ENV_AGENT_ROLE_ARN = "WEBID_ROLE_ARN"
 TOKEN_TASK = "webid-token"
 AGENT_TASK = "webid-agent"
 OWN_TASKS = (TOKEN_TASK, AGENT_TASK)
@@ -61,6 +79,16 @@ CLIENT_ID_ITEM = "webid_client_id"
 _SECRET_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.@-]*$")
 _ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_mode(value: str, *, where: str) -> Mode:
+    """Return ``value`` if it names a mode, else raise naming ``where``."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise InputError(
+        f"unknown mode {value!r} (expected one of: {', '.join(MODES)})", where=where
+    )
 
 
 def check_role_arn(value: str, *, where: str) -> str:
@@ -166,8 +194,10 @@ class InjectConfig:
     session_name: str | None = None
     region: str | None = None
     templates_dir: Path | None = None
+    mode: Mode = "web-identity"
 
     def __post_init__(self) -> None:
+        check_mode(self.mode, where="--mode")
         if self.driver not in DRIVERS:
             raise ConfigError(f"unknown driver {self.driver!r}", where="--driver")
         if self.role_arn is not None:
@@ -178,8 +208,15 @@ class InjectConfig:
 
     # -- what the agent tasks and the workload tasks get ------------------
 
-    def agent_env(self, *, sidecar: bool) -> dict[str, str]:
-        """``WEBID_*`` variables of the token task or of the sidecar task."""
+    def agent_env(
+        self, *, sidecar: bool, mode: Mode = "web-identity", role_arn: str = ""
+    ) -> dict[str, str]:
+        """``WEBID_*`` variables of the token task or of the sidecar task.
+
+        In credentials-endpoint mode both create the endpoint's authorization
+        token file (whichever starts first) and the sidecar also serves
+        ``role_arn``'s credentials on the group's loopback.
+        """
         idp = self.idp
         listen = self.listen
         if listen is None and self.driver != "docker":
@@ -187,6 +224,18 @@ class InjectConfig:
             # between allocations on one client, so health serving is opt-in
             listen = "off"
         extra = {"WEBID_LISTEN": listen} if sidecar and listen is not None else {}
+        if mode == "credentials-endpoint" and sidecar:
+            extra.update(
+                sidecar_env(
+                    role_arn=role_arn,
+                    listen=DEFAULT_CREDENTIALS_LISTEN,
+                    auth_token_file=NOMAD_AUTH_TOKEN_PATH,
+                    session_name=self.session_name,
+                    region=self.region,
+                )
+            )
+        elif mode == "credentials-endpoint":
+            extra["WEBID_CREDENTIALS_AUTH_TOKEN_FILE"] = NOMAD_AUTH_TOKEN_PATH
         spec = SidecarSpec(
             provider=idp.provider,
             authority=idp.authority,
@@ -203,20 +252,50 @@ class InjectConfig:
         )
         return spec.env()
 
-    def workload_env(self, role_arn: str) -> dict[str, str]:
-        """The AWS variables every workload task gets."""
-        return WorkloadEnv(
+    def workload_env(
+        self, role_arn: str, *, mode: Mode = "web-identity"
+    ) -> dict[str, str]:
+        """The AWS variables every workload task gets.
+
+        In credentials-endpoint mode: the container-credentials pair instead of
+        the role, token file and session name (those go to the agent), plus
+        the region variables.
+        """
+        env = WorkloadEnv(
             role_arn=role_arn,
             token_file=NOMAD_TOKEN_PATH,
             session_name=self.session_name,
             region=self.region,
         ).as_env()
+        if mode == "web-identity":
+            return env
+        endpoint = workload_env(
+            listen=DEFAULT_CREDENTIALS_LISTEN, auth_token_file=NOMAD_AUTH_TOKEN_PATH
+        )
+        agent_only = (ENV_ROLE_ARN, ENV_TOKEN_FILE, ENV_SESSION_NAME)
+        endpoint.update({k: v for k, v in env.items() if k not in agent_only})
+        return endpoint
 
     def group_context(
-        self, *, job_id: str, group: str, role: GroupRole
+        self,
+        *,
+        job_id: str,
+        group: str,
+        role: GroupRole,
+        mode: Mode = "web-identity",
     ) -> dict[str, Any]:
-        """The context every ``templates/nomad`` template is rendered with."""
+        """The context every ``templates/nomad`` template is rendered with.
+
+        ``agent_env_hcl`` maps an agent variable to HCL source written as is
+        (a role given as an expression in the group meta); every other value
+        is a string literal.
+        """
         secret = self.secret
+        role_value = role.value or ""
+        agent_env = self.agent_env(sidecar=True, mode=mode, role_arn=role_value)
+        agent_env_hcl = {}
+        if ENV_AGENT_ROLE_ARN in agent_env and role.value is None and role.hcl:
+            agent_env_hcl[ENV_AGENT_ROLE_ARN] = role.hcl
         return {
             "job_id": job_id,
             "group": group,
@@ -228,8 +307,10 @@ class InjectConfig:
             "cpu": self.cpu,
             "memory": self.memory,
             "deadline": self.deadline,
-            "token_env": self.agent_env(sidecar=False),
-            "agent_env": self.agent_env(sidecar=True),
+            "token_env": self.agent_env(sidecar=False, mode=mode),
+            "agent_env": agent_env,
+            "agent_env_hcl": agent_env_hcl,
+            "mode": mode,
             "secret": {
                 "kind": secret.kind,
                 "path": secret.path_for(job_id=job_id, group=group),

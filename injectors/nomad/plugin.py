@@ -87,6 +87,14 @@ def _nomad_options(func: Any) -> Any:
 )
 @click.option("--group", "groups", multiple=True, help="Only these groups.")
 @click.option(
+    "--mode",
+    type=click.Choice(["web-identity", "credentials-endpoint"]),
+    default=config_default("mode", "web-identity"),
+    show_default="web-identity",
+    help="How tasks get credentials: the token file, or the container-credentials"
+    " endpoint (needs network mode bridge); a group's meta webid_mode wins.",
+)
+@click.option(
     "--image",
     default=config_default("image", f"webid-agent:{__version__}"),
     show_default=f"webid-agent:{__version__}",
@@ -206,6 +214,7 @@ def inject_nomad(**options: Any) -> None:
         session_name=o["session_name"],
         region=o["aws_region"],
         templates_dir=o["templates"],
+        mode=o["mode"],
     )
     execute(_request(o), config)
 

@@ -88,3 +88,18 @@ def test_env_file_names_count(tmp_path: Path) -> None:
 def test_bad_arguments(argv: list[str], message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_run_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "given"),
+    [
+        (["--rm", "-it", "img", "-p", "1:1"], ["--rm", "-i", "-t"]),
+        (["-p8080:80", "--net=host", "-P", "img"], ["-p", "--net", "-P"]),
+        (["--hostname", "h", "-e", "A=1", "img"], ["--hostname", "-e"]),
+        (["--", "img", "--dns", "x"], []),
+    ],
+)
+def test_given_names_options_as_written_not_the_app_s(
+    argv: list[str], given: list[str]
+) -> None:
+    assert parse_run_args(argv).given == given

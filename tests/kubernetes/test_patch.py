@@ -395,6 +395,7 @@ def _ann(key: str) -> str:
         ("client-secret", "Not_A_Name", _ann("client-secret"), "Secret name"),
         ("audience", "a\nb", _ann("audience"), "printable text"),
         ("native-sidecar", "maybe", _ann("native-sidecar"), '"true" or "false"'),
+        ("mode", "Credentials-Endpoint", _ann("mode"), "expected one of"),
     ],
 )
 def test_bad_annotations_name_the_annotation(

@@ -14,7 +14,14 @@ from injectors.kubernetes.options import InjectorConfig
 from injectors.kubernetes.patch import plan_pod
 
 NAMES = ["app", "web", "sidecar", "migrate", "webid-agent", "webid-init", "x1"]
-ENV_NAMES = ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "FOO"]
+ENV_NAMES = [
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_REGION",
+    "FOO",
+]
+MODES = [None, "web-identity", "credentials-endpoint"]
 VOLUMES = ["data", "cache", "webid-token", "webid-client"]
 PATHS = ["/data", "/cache", TOKEN_DIR, "/var/run/secrets", "/tmp/x"]
 SETTINGS = [
@@ -80,6 +87,9 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
         annotations["webid-agent.io/skip-containers"] = ",".join(skipped)
     if draw(st.booleans()):
         annotations["webid-agent.io/region"] = "eu-central-1"
+    mode = draw(st.sampled_from(MODES))
+    if mode:
+        annotations["webid-agent.io/mode"] = mode
     metadata: dict[str, Any] = {"name": "gen", "annotations": annotations}
     if draw(st.booleans()):
         metadata["annotations"]["webid-agent.io/injected"] = "true"
@@ -125,3 +135,28 @@ def test_patch_applies_validates_and_is_idempotent(
         assert len(paths) == len(set(paths))
     volumes = [v["name"] for v in spec.get("volumes") or []]
     assert len(volumes) == len(set(volumes))
+
+    # the mode decides which pair a container gets (unless it set it itself)
+    endpoint = pod["metadata"]["annotations"].get("webid-agent.io/mode") == MODES[2]
+    wanted = (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+        if endpoint
+        else "AWS_WEB_IDENTITY_TOKEN_FILE"
+    )
+    unwanted = (
+        "AWS_WEB_IDENTITY_TOKEN_FILE"
+        if endpoint
+        else "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+    )
+    skipped = pod["metadata"]["annotations"].get("webid-agent.io/skip-containers", "")
+    before = {
+        c["name"]: {e["name"] for e in c.get("env") or []}
+        for c in (pod["spec"].get("initContainers") or []) + pod["spec"]["containers"]
+    }
+    for container in everything:
+        name = container["name"]
+        if name in ("webid-agent", "webid-init") or name in skipped.split(","):
+            continue
+        env = {e["name"] for e in container.get("env") or []}
+        assert wanted in env
+        assert (unwanted in env) == (unwanted in before[name])

@@ -145,6 +145,7 @@ def test_pod_not_opted_in_is_allowed_unchanged(
         ("role-arn", "arn:aws:iam::role/nope", "not an IAM role ARN"),
         ("inject", "sure", '"true" or "false"'),
         ("skip-containers", "UPPER", "not container names"),
+        ("mode", "imds", "expected one of web-identity, credentials-endpoint"),
     ],
 )
 def test_bad_annotations_are_denied_with_the_annotation_named(
@@ -285,6 +286,7 @@ def test_mapping_defaults_per_namespace_and_service_account(
         ("namespaces:\n  a:\n    role-arn: nope\n", "not an IAM role ARN"),
         ("serviceAccounts:\n  noslash: {}\n", "NAMESPACE/SERVICEACCOUNT"),
         ("defaults: [\n", "not valid YAML"),
+        ("defaults:\n  mode: endpoint\n", "expected one of web-identity"),
     ],
 )
 def test_bad_mapping_files_name_the_key(text: str, needle: str, tmp_path: Path) -> None:

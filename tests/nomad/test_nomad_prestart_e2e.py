@@ -4,7 +4,8 @@ The job is injected with ``--driver exec``; the test reads the rendered
 ``webid-token`` task back from the HCL output, plays Nomad's part (alloc and
 secrets dirs, the template's secret file, ``${NOMAD_*}`` interpolation of the
 env) and executes the task's command line against the local IdP. The token
-file must appear where the workload tasks are told to look for it.
+file must appear where the workload tasks are told to look for it; in
+credentials-endpoint mode so must the endpoint's authorization token file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.nomad.helpers import REPO, Run, groups_of, hcl_job, tasks_of
 
 Webid = Callable[..., Run]
@@ -26,6 +29,10 @@ job "e2e" {
   group "app" {
     meta {
       webid_role_arn = "arn:aws:iam::111122223333:role/e2e"
+    }
+
+    network {
+      mode = "bridge"
     }
 
     task "main" {
@@ -45,8 +52,9 @@ def _interpolate(value: str, dirs: dict[str, str]) -> str:
     return re.sub(r"\$\{(NOMAD_[A-Z_]+)\}", lambda m: dirs[m.group(1)], value)
 
 
+@pytest.mark.parametrize("mode", ["web-identity", "credentials-endpoint"])
 def test_first_token_task_writes_the_token(
-    webid: Webid, idp: Any, tmp_path: Path
+    mode: str, webid: Webid, idp: Any, tmp_path: Path
 ) -> None:
     from devenv.idp import verify_token
 
@@ -69,6 +77,8 @@ def test_first_token_task_writes_the_token(
         str(idp.ca_file),
         "--deadline",
         "30",
+        "--mode",
+        mode,
     )
     assert run.code == 0, run.err
     group = groups_of(hcl_job(run.out))["app"]
@@ -113,9 +123,21 @@ def test_first_token_task_writes_the_token(
     )
     assert process.returncode == 0, process.stderr
 
-    # the token is where the workload looks, and it is the IdP's
-    token_file = Path(_interpolate(main_env["AWS_WEB_IDENTITY_TOKEN_FILE"], dirs))
+    # the token is where the agent (and in web-identity mode the workload)
+    # looks, and it is the IdP's
+    token_file = Path(_interpolate(env["WEBID_TOKEN_FILE"], dirs))
     assert token_file == tmp_path / "alloc" / "webid" / "token"
+    if mode == "web-identity":
+        assert _interpolate(main_env["AWS_WEB_IDENTITY_TOKEN_FILE"], dirs) == str(
+            token_file
+        )
+    else:
+        # the endpoint's authorization token file exists before the workload
+        auth = main_env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
+        auth_file = Path(_interpolate(auth, dirs))
+        assert auth_file == token_file.parent / "credentials-auth-token"
+        assert len(auth_file.read_text().strip()) >= 40
+        assert "AWS_WEB_IDENTITY_TOKEN_FILE" not in main_env
     claims = verify_token(idp, token_file.read_text().strip())
     assert claims["iss"] == idp.issuer
     assert client.secret not in process.stdout + process.stderr
