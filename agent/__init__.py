@@ -69,6 +69,9 @@ _EXPORTS = {
     "Token": "agent.claims",
     "TokenEngine": "agent.engine",
     "write_atomic": "agent.tokenfile",
+    "output_options": "agent.output",
+    "output_target": "agent.output",
+    "write_output": "agent.output",
 }
 
 __all__ = [
@@ -121,6 +124,9 @@ __all__ = [
     "Token",
     "TokenEngine",
     "write_atomic",
+    "output_options",
+    "output_target",
+    "write_output",
 ]
 
 if TYPE_CHECKING:
@@ -174,6 +180,7 @@ if TYPE_CHECKING:
         UsageError,
         WebIdError,
     )
+    from agent.output import output_options, output_target, write_output
     from agent.plugins import InjectorPlugin
     from agent.sidecar import SidecarSpec
     from agent.templating import render, render_json, render_yaml

@@ -30,7 +30,7 @@ def write_atomic(
 ) -> None:
     """Replace ``path`` with ``content`` in one rename; never empty or partial."""
     if not content:
-        raise TokenFileError("refusing to write an empty token", where=str(path))
+        raise TokenFileError("refusing to write an empty file", where=str(path))
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def write_atomic(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise TokenFileError(
-            f"cannot write token: {exc.strerror}", where=str(path)
+            f"cannot write file: {exc.strerror}", where=str(path)
         ) from exc
     _sync_folder(folder)
     log.debug("wrote token file %s (mode %o)", path, mode)

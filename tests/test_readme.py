@@ -104,9 +104,13 @@ def test_run_command_keeps_a_token(
     placeholders: dict[str, str], tmp_path: Path
 ) -> None:
     (command,) = [c for c in blocks("sh") if c.split()[1] == "run"]
+    env = {
+        **placeholders,
+        "WEBID_LISTEN": "127.0.0.1:0",
+    }  # the default port may be taken
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "agent", *expand(command, placeholders)],
-        cwd=tmp_path, env=placeholders, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         deadline = time.time() + 30

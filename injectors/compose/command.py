@@ -17,8 +17,10 @@ from agent import (
     __version__,
     config_default,
     engine_options,
+    output_options,
+    output_target,
     settings_from_options,
-    write_atomic,
+    write_output,
 )
 
 __all__ = ["inject_compose"]
@@ -62,13 +64,7 @@ log = logging.getLogger(__name__)
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Folder searched first for compose/*.j2 templates.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the result here instead of stdout.",
-)
-@click.option("--in-place", is_flag=True, help="Rewrite COMPOSE_FILE itself.")
+@output_options
 def inject_compose(
     *,
     compose_file: Path,
@@ -100,8 +96,7 @@ def inject_compose(
     """
     from injectors.compose.rewrite import Defaults, inject
 
-    if output is not None and in_place:
-        raise ConfigError("give -o or --in-place, not both", where="--in-place")
+    target = output_target(source=compose_file, output=output, in_place=in_place)
     if options.get("client_secret_env"):
         raise ConfigError(
             "a Compose file cannot carry a secret from the environment;"
@@ -123,12 +118,8 @@ def inject_compose(
     )
     for warning in result.warnings:
         click.echo(f"webid-agent: warning: {warning}", err=True)
-    target = compose_file if in_place else output
-    if target is None:
-        click.echo(result.text, nl=False)
-    else:
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        write_atomic(target, result.text, mode=mode)
+    write_output(result.text, target)
+    if target is not None:
         click.echo(
             f"{target}: {len(result.services)} service(s) wired: "
             + ", ".join(result.services),

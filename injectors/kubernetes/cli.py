@@ -18,11 +18,11 @@ import click
 
 from agent import (
     ConfigError,
-    RuntimeFailure,
-    TokenFileError,
     __version__,
     config_default,
-    write_atomic,
+    output_options,
+    output_target,
+    write_output,
 )
 from injectors.kubernetes.options import (
     InjectorConfig,
@@ -176,31 +176,12 @@ def _split_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: options.pop(k) for k in list(options) if k in names}
 
 
-def _write_output(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        write_atomic(output, text, mode=0o644)
-    except TokenFileError as exc:
-        raise RuntimeFailure(
-            f"cannot write output: {exc.message}", where=str(output)
-        ) from exc
-
-
 # -- inject k8s ----------------------------------------------------------------
 
 
 @click.command("k8s")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here (atomically) instead of standard output.",
-)
-@click.option("--in-place", is_flag=True, help="Rewrite FILE itself (atomically).")
+@output_options
 @click.option(
     "-n",
     "--namespace",
@@ -235,9 +216,11 @@ def inject_k8s(
     defaults: PodDefaults | None = (
         load_mapping(Path(injection["mapping"])) if injection.get("mapping") else None
     )
-    if in_place and (output is not None or str(file) == "-"):
-        raise ConfigError("--in-place rewrites FILE; not with -o or stdin")
-    source = "<stdin>" if str(file) == "-" else str(file)
+    from_stdin = str(file) == "-"
+    target = output_target(
+        source=None if from_stdin else file, output=output, in_place=in_place
+    )
+    source = "<stdin>" if from_stdin else str(file)
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -266,7 +249,7 @@ def inject_k8s(
         allow_unicode=True,
         width=4096,
     )
-    _write_output(rendered, file if in_place else output)
+    write_output(rendered, target)
     log.info("injected %d pod template(s) from %s", len(result.injected), source)
 
 
@@ -473,4 +456,4 @@ def manifests(**options: Any) -> None:
     text, warnings = build_manifests(config=config, settings=settings)
     for warning in warnings:
         click.echo(f"webid-agent: warning: {warning}", err=True)
-    _write_output(text, options["output"])
+    write_output(text, options["output"])

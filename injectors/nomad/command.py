@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import click
 
-from agent import InputError, UsageError, write_atomic
+from agent import InputError, UsageError, output_target, write_output
 
 from .api import NomadApi, NomadSettings, check_parse_result, format_plan
 from .hclinject import inject_hcl, static_structure
@@ -50,10 +50,9 @@ def _check(request: Request) -> None:
         raise UsageError("give a JOBFILE or --job-id, not both", where="--job-id")
     if not request.job_id and not request.jobfile:
         raise UsageError("give a JOBFILE (or --job-id ID)", where="JOBFILE")
-    if request.in_place and request.output:
-        raise UsageError("--in-place and -o exclude each other", where="--in-place")
-    if request.in_place and not request.jobfile:
-        raise UsageError("--in-place needs a JOBFILE", where="--in-place")
+    output_target(
+        source=request.jobfile, output=request.output, in_place=request.in_place
+    )
     if request.job_id and request.fmt == "hcl":
         raise UsageError(
             "a registered job can only be written as JSON", where="--format"
@@ -99,16 +98,12 @@ def _warn(warnings: list[str]) -> None:
 
 
 def _write(request: Request, content: str) -> None:
-    if request.in_place:
-        assert request.jobfile is not None  # noqa: S101 - checked by _check
-        mode = request.jobfile.stat().st_mode & 0o777
-        write_atomic(request.jobfile, content, mode=mode)
-        log.info("rewrote %s", request.jobfile)
-    elif request.output is not None:
-        write_atomic(request.output, content)
-        log.info("wrote %s", request.output)
-    else:
-        click.echo(content, nl=False)
+    target = output_target(
+        source=request.jobfile, output=request.output, in_place=request.in_place
+    )
+    write_output(content, target)
+    if target is not None:
+        log.info("wrote %s", target)
 
 
 def execute(request: Request, config: InjectConfig) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from agent import InjectorPlugin, __version__, config_default
+from agent import InjectorPlugin, __version__, config_default, output_options
 
 __all__ = ["PLUGIN", "inject_nomad"]
 
@@ -67,13 +67,7 @@ def _nomad_options(func: Any) -> Any:
 @click.argument(
     "jobfile", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the job here (default: stdout).",
-)
-@click.option("--in-place", is_flag=True, help="Rewrite JOBFILE itself.")
+@output_options
 @click.option(
     "--format",
     "fmt",

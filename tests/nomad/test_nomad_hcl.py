@@ -498,7 +498,7 @@ def test_input_untouched_unless_in_place(inject: Inject, write_job: WriteJob) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--in-place", "-o", "x"), "exclude each other"),
+        (("--in-place", "-o", "x"), "give -o or --in-place, not both"),
         (("--format", "hcl", "--job-id", "x"), "not both"),
     ],
 )
