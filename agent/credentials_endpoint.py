@@ -35,15 +35,12 @@ in bridge mode.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import ipaddress
 import json
 import logging
-import os
 import secrets
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +50,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from agent.aws.options import StsSettings
-from agent.aws.sts import Credentials, assume_role_with_web_identity
+from agent.aws.sts import Credentials
 from agent.contract import (
     ENV_CONTAINER_AUTH_TOKEN_FILE,
     ENV_CONTAINER_CREDENTIALS_FULL_URI,
@@ -64,6 +61,7 @@ from agent.engine import TokenEngine
 from agent.errors import ConfigError, StsError, TokenFileError
 from agent.logsetup import register_secret
 from agent.server import Request, Response, parse_listen
+from agent.tokenfile import write_atomic
 
 __all__ = [
     "AUTH_TOKEN_FILENAME",
@@ -224,58 +222,22 @@ def ensure_auth_token(
     register_secret(value)
     where = f"--credentials-auth-token-file {path}"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as exc:
-        raise TokenFileError(
-            f"cannot create the authorization token file: {exc.strerror}",
-            where=where,
-        ) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(value)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            if uid is not None or gid is not None:
-                os.fchown(
-                    handle.fileno(),
-                    -1 if uid is None else uid,
-                    -1 if gid is None else gid,
-                )
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process created it first
-        except FileExistsError:
-            log.debug("authorization token file appeared meanwhile: %s", path)
-        else:
-            log.info("generated the credentials authorization token in %s", path)
-        # an empty file left by someone else is replaced, never served
+        created = write_atomic(path, value, mode=mode, uid=uid, gid=gid, exclusive=True)
         if not read_auth_token(path):
-            os.replace(tmp, path)
-    except OSError as exc:
+            # an empty file left by someone else is replaced, never served
+            created = write_atomic(path, value, mode=mode, uid=uid, gid=gid)
+    except TokenFileError as exc:
         raise TokenFileError(
-            f"cannot write the authorization token file: {exc.strerror}",
-            where=where,
+            f"cannot write the authorization token file: {exc.message}", where=where
         ) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    if created:
+        log.info("generated the credentials authorization token in %s", path)
+    else:
+        log.debug("authorization token file appeared meanwhile: %s", path)
     return read_auth_token(path) or value
 
 
 # -- the endpoint ---------------------------------------------------------------
-
-
-def _sts_assume(token: str, sts: StsSettings, *, timeout: float) -> Credentials:
-    return assume_role_with_web_identity(
-        token,
-        sts.role_arn,
-        session_name=sts.session_name,
-        region=sts.region,
-        endpoint_url=sts.endpoint_url,
-        duration=sts.duration,
-        timeout=timeout,
-    )
 
 
 class CredentialsEndpoint:
@@ -295,8 +257,8 @@ class CredentialsEndpoint:
         self.sts = sts
         self.auth_token_file = auth_token_file
         self._assume: Assume = assume or (
-            lambda token, settings: _sts_assume(
-                token, settings, timeout=engine.settings.timeout
+            lambda token, settings: settings.assume(
+                token, timeout=engine.settings.timeout
             )
         )
         self._clock = clock

@@ -27,8 +27,14 @@ def write_atomic(
     mode: int = 0o644,
     uid: int | None = None,
     gid: int | None = None,
-) -> None:
-    """Replace ``path`` with ``content`` in one rename; never empty or partial."""
+    exclusive: bool = False,
+) -> bool:
+    """Replace ``path`` with ``content`` in one rename; never empty or partial.
+
+    With ``exclusive`` an existing file is kept (the new one is linked into
+    place only if none is there, so concurrent writers agree on one content);
+    the return value says whether ``content`` was written.
+    """
     if not content:
         raise TokenFileError("refusing to write an empty file", where=str(path))
     folder = path.parent
@@ -39,6 +45,7 @@ def write_atomic(
         raise TokenFileError(
             f"cannot write in folder: {exc.strerror}", where=str(folder)
         ) from exc
+    written = True
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(content)
@@ -51,15 +58,23 @@ def write_atomic(
                     -1 if gid is None else gid,
                 )
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                written = False
+        else:
+            os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise TokenFileError(
             f"cannot write file: {exc.strerror}", where=str(path)
         ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     _sync_folder(folder)
-    log.debug("wrote token file %s (mode %o)", path, mode)
+    log.debug("wrote %s (mode %o)", path, mode)
+    return written
 
 
 def _sync_folder(folder: Path) -> None:

@@ -69,20 +69,6 @@ def _fetch_token(settings: Settings, *, deadline: float) -> tuple[str, float]:
     return token.value, token.expires_at
 
 
-def _assume(token: str, sts: StsSettings, *, timeout: float) -> Credentials:
-    from agent.aws.sts import assume_role_with_web_identity
-
-    return assume_role_with_web_identity(
-        token,
-        sts.role_arn,
-        session_name=sts.session_name,
-        region=sts.region,
-        endpoint_url=sts.endpoint_url,
-        duration=sts.duration,
-        timeout=timeout,
-    )
-
-
 def _fresh(
     entry: CacheEntry | None, sts: StsSettings, now: float
 ) -> Credentials | None:
@@ -134,7 +120,7 @@ def fetch_credentials(
 
         try:
             with _step(STEP_STS):
-                creds = _assume(token, sts, timeout=settings.timeout)
+                creds = sts.assume(token, timeout=settings.timeout)
         except StsRefused:
             if not cached_token:
                 raise
@@ -142,7 +128,7 @@ def fetch_credentials(
             with _step(STEP_IDP):
                 token, expires_at = _fetch_token(settings, deadline=now + deadline)
             with _step(STEP_STS):
-                creds = _assume(token, sts, timeout=settings.timeout)
+                creds = sts.assume(token, timeout=settings.timeout)
 
         # remember both for the next calls
         if cache:

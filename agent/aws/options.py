@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from agent.aws.sts import DEFAULT_DURATION, DEFAULT_SESSION_NAME
 from agent.config import config_default
 from agent.contract import ROLE_ARN_PATTERN
 from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent.aws.sts import Credentials
 
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
@@ -82,6 +85,20 @@ class StsSettings:
     endpoint_url: str | None = None
     duration: int = DEFAULT_DURATION
     refresh_margin: float = DEFAULT_REFRESH_MARGIN
+
+    def assume(self, token: str, *, timeout: float) -> Credentials:
+        """Call AssumeRoleWithWebIdentity for this role with ``token``."""
+        from agent.aws.sts import assume_role_with_web_identity
+
+        return assume_role_with_web_identity(
+            token,
+            self.role_arn,
+            session_name=self.session_name,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            duration=self.duration,
+            timeout=timeout,
+        )
 
     def margin_for(self, lifetime: float) -> float:
         """The refresh margin for credentials of ``lifetime`` seconds."""
