@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,13 +57,19 @@ class Token:
         )
 
 
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+# Claims beyond this are nonsense (year 5138), and beyond time_t on some systems.
+MAX_TIMESTAMP = 10**11
+
+
 def _unverified_claims(value: str) -> dict[str, Any]:
     # Only the claims are read here; STS verifies the signature against the
     # IdP's JWKS. Decoding by hand keeps a crypto library (about 8 MB of the
     # sidecar's memory) out of the engine for secret-based clients.
+    if not _JWT_SHAPE.fullmatch(value):
+        raise ValueError("expected three dot-separated base64url parts")
     parts = value.split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise ValueError("expected three dot-separated parts")
     decoded: list[dict[str, Any]] = []
     for part in parts[:2]:
         padded = part + "=" * (-len(part) % 4)
@@ -80,8 +87,10 @@ def parse_token(value: str, *, source: str, received_at: float | None = None) ->
     except (ValueError, UnicodeError, binascii.Error) as exc:
         raise TokenRejected(f"token is not a valid JWT ({exc})", where=source) from exc
     exp = claims.get("exp")
-    if not isinstance(exp, int | float):
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise TokenRejected("token has no numeric 'exp' claim", where=source)
+    if not 0 < exp < MAX_TIMESTAMP:
+        raise TokenRejected(f"token 'exp' claim is out of range: {exp}", where=source)
     iat = claims.get("iat")
     issued = (
         float(iat) if isinstance(iat, int | float) else (received_at or time.time())

@@ -8,6 +8,7 @@ turned into one redacted line on stderr and the error's exit code here.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import sys
@@ -17,8 +18,8 @@ from typing import Any
 import click
 
 from agent import __version__
-from agent.config import CONFIG_META_KEY, load_config_file
-from agent.errors import WebIdError
+from agent.config import CONFIG_META_KEY, ENGINE_OPTION_NAMES, load_config_file
+from agent.errors import ConfigError, WebIdError
 from agent.logsetup import configure, redact
 from agent.plugins import available, load
 
@@ -119,7 +120,36 @@ def cli(
           run --rm my-image
     """
     configure(log_level, log_format)
-    ctx.meta[CONFIG_META_KEY] = load_config_file(config_file) if config_file else {}
+    values = load_config_file(config_file) if config_file else {}
+    if config_file:
+        _check_config_keys(ctx, values, config_file)
+    ctx.meta[CONFIG_META_KEY] = values
+
+
+def _param_names(ctx: click.Context, command: click.Command) -> set[str]:
+    names = {param.name for param in command.params if param.name}
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                names |= _param_names(ctx, sub)
+    return names
+
+
+def _check_config_keys(ctx: click.Context, values: dict[str, Any], path: Path) -> None:
+    """Refuse keys no command reads: a typo must not silently drop a check."""
+    known = set(ENGINE_OPTION_NAMES) | {"role_arn", "session_name", "region"}
+    if not set(values) <= known:
+        # only now pay for importing every command and plugin
+        known |= _param_names(ctx, ctx.command)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown key {key.replace('_', '-')!r}{hint}", where=str(path)
+        )
 
 
 @cli.group(cls=InjectGroup)
@@ -144,8 +174,14 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        message = " ".join(exc.format_message().split())
+        click.echo(f"webid-agent: error: {redact(message)}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        message = " ".join(exc.format_message().split())
+        click.echo(f"webid-agent: error: {redact(message)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("webid-agent: aborted", err=True)

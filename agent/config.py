@@ -131,8 +131,19 @@ class Settings:
     def client_secret(self) -> Secret:
         """Read the client secret from its file or named variable."""
         if self.client_secret_file is not None:
+            where = f"--client-secret-file {self.client_secret_file}"
+            if (
+                self.client_secret_file.exists()
+                and not self.client_secret_file.is_file()
+            ):
+                # a FIFO or a device would block the read forever
+                raise ConfigError("not a regular file", where=where)
             try:
                 value = self.client_secret_file.read_text(encoding="utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    "client secret file is not UTF-8 text", where=where
+                ) from exc
             except OSError as exc:
                 raise ConfigError(
                     f"cannot read client secret file: {exc.strerror}",
@@ -204,16 +215,38 @@ class Settings:
             ("--client-cert-file", self.client_cert_file),
             ("--client-key-file", self.client_key_file),
         ):
-            if path is not None and not os.access(path, os.R_OK):
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
                 raise ConfigError(
                     "file not found or unreadable", where=f"{option} {path}"
                 )
+        if self.ca_bundle is not None:
+            _check_ca_bundle(self.ca_bundle)
+        for option, value, low in (
+            ("--timeout", self.timeout, 0.1),
+            ("--min-remaining", self.min_remaining, 0.0),
+        ):
+            if not value >= low:
+                raise ConfigError(f"must be at least {low}, got {value}", where=option)
         if self.provider == "entra" and not (self.scopes or self.audience):
             raise ConfigError(
                 "entra needs --scope or --audience (e.g. api://my-app/.default)",
                 where="--scope",
             )
         return self
+
+
+def _check_ca_bundle(path: Path) -> None:
+    """A CA bundle must hold at least one PEM certificate we can load."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"not a PEM CA bundle ({exc})", where=f"--ca-bundle {path}"
+        ) from exc
+    if not context.get_ca_certs():
+        raise ConfigError("no CA certificate in the file", where=f"--ca-bundle {path}")
 
 
 # -- click options ----------------------------------------------------------

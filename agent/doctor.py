@@ -109,7 +109,7 @@ PROBLEMS: dict[str, str] = {
     "sts-access-denied": "the role's trust policy does not allow this token: check"
     " the Federated principal and the :aud and :sub conditions (doctor"
     " --trust-policy), and that the role exists",
-    "sts-unreachable": "check --sts-endpoint / --region and the network path to STS",
+    "sts-unreachable": "check --sts-endpoint-url, --region and the network to STS",
     "sts-refused": "read the STS error above",
 }
 
@@ -781,7 +781,9 @@ def format_text(checks: list[Check]) -> str:
 )
 @click.option("--sts", is_flag=True, help="Really call AssumeRoleWithWebIdentity.")
 @click.option(
+    "--sts-endpoint-url",
     "--sts-endpoint",
+    "sts_endpoint",
     envvar="AWS_ENDPOINT_URL_STS",
     show_envvar=True,
     help="STS endpoint URL (default: the regional endpoint).",

@@ -154,8 +154,10 @@ class TokenEngine:
         self.metrics.last_success.set(received)
         self.is_ready()
         log.info(
-            "token received (file: %s): iss=%s aud=%s expires in %.0fs (took %.2fs)",
-            self.settings.token_file,
+            "token %s: iss=%s aud=%s expires in %.0fs (took %.2fs)",
+            f"written to {self.settings.token_file}"
+            if self.settings.token_file
+            else "received",
             token.issuer,
             ",".join(token.audience),
             token.remaining(received),

@@ -483,6 +483,24 @@ def agent_inputs_hash(repo: Path, base_id: str = "") -> str:
     return _hash_paths(repo, AGENT_SOURCES, [base_id])
 
 
+def _release_tag(tag: str) -> str:
+    """Also name the dev agent image as the release the CLI defaults to.
+
+    ``webid-agent docker`` and the injectors default to ``webid-agent:VERSION``;
+    after the quickstart that image exists locally, so the README's examples
+    run as written.
+    """
+    if tag == AGENT_TAG:
+        from agent import __version__
+
+        client = _client()
+        try:
+            client.images.get(tag).tag("webid-agent", __version__)
+        finally:
+            client.close()
+    return tag
+
+
 def ensure_agent_image(
     repo: Path = REPO_ROOT,
     tag: str = AGENT_TAG,
@@ -500,7 +518,7 @@ def ensure_agent_image(
     ensure_base_image(base)
     inputs = agent_inputs_hash(repo, _base_id(base))
     if _up_to_date(tag, inputs, force):
-        return tag
+        return _release_tag(tag)
     old = _image_attrs(tag)
     started = time.monotonic()
     wheels = repo / "dist" / "wheels"
@@ -511,7 +529,7 @@ def ensure_agent_image(
     _say(f"{tag}: wheels ready in {time.monotonic() - started:.1f}s")
     _docker_build(repo, tag, inputs, {"BASE_IMAGE": base})
     _report(tag, started, old)
-    return tag
+    return _release_tag(tag)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ carrying the certificate thumbprints Entra and others look for).
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -71,6 +72,10 @@ class OidcProvider:
         else:
             self._secret = settings.client_secret()
             register_secret(self._secret.reveal())
+            # an IdP may echo the Authorization header in an error description
+            user = quote(settings.client_id, safe="")
+            basic = f"{user}:{quote(self._secret.reveal(), safe='')}"
+            register_secret(base64.b64encode(basic.encode()).decode())
 
     def expected_issuer(self) -> str | None:
         if self._settings.issuer:

@@ -89,6 +89,8 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
         if path is not None:
             files[name] = path
             paths[field] = f"{CREDENTIALS_DIR}/{name}"
+    if settings.client_secret_file is not None:
+        settings.client_secret()  # unreadable or empty: say so here, exit 2
     if settings.client_secret_env:
         # the value is copied into the sidecar as a file, never passed as env
         raise ConfigError(
@@ -471,10 +473,16 @@ def cleanup_command(dry_run: bool) -> None:
     sessions: set[str] = set()
     running: set[str] = set()
     managed = {"label": f"{LABEL_MANAGED}=true"}
-    for container in client.containers.list(all=True, filters=managed):
+    # apps carry the session label but not the managed one: they are the user's
+    for container in client.containers.list(all=True, filters={"label": LABEL_SESSION}):
         session = container.labels.get(LABEL_SESSION, "")
         sessions.add(session)
-        if container.labels.get(LABEL_ROLE) == "app" and container.status == "running":
+        if container.labels.get(LABEL_ROLE) == "app" and container.status in (
+            "running",
+            "created",
+            "restarting",
+            "paused",
+        ):
             running.add(session)
     for volume in client.volumes.list(filters=managed):
         sessions.add((volume.attrs.get("Labels") or {}).get(LABEL_SESSION, ""))

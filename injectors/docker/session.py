@@ -238,8 +238,9 @@ def remove_session(client: Any, session_id: str) -> list[str]:
             pass
         except docker.errors.APIError:
             log.info(
-                "volume %s is still in use (an app container without --rm);"
-                " `webid-agent docker cleanup` removes it once that container is gone",
+                "volume %s is still in use by a container (an app kept without"
+                " --rm, or one still running); `webid-agent docker cleanup`"
+                " removes it once that container is gone",
                 volume.name,
             )
     return removed

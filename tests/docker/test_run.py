@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -223,4 +224,42 @@ def test_cleanup_removes_leftovers_by_label(
 
     assert dry.returncode == 0 and "would remove session" in dry.stdout
     assert cleaned.returncode == 0, cleaned.stderr
+    assert leftovers() == []
+
+
+def test_cleanup_keeps_the_sidecar_of_a_running_app(
+    wrapper: Callable[..., list[str]],
+    app_image: str,
+    docker_client: Any,
+    leftovers: Callable[[], list[str]],
+) -> None:
+    result = run(
+        [*wrapper(), "-d", "--rm", "--network", "host", app_image, "sleep", "8"]
+    )
+    assert result.returncode == 0, result.stderr
+    before = leftovers()
+
+    cleaned = run([sys.executable, "-m", "agent", "docker", "cleanup"])
+
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "removed" not in cleaned.stdout
+    assert leftovers() == before
+    assert any(name.startswith("webid-sidecar-") for name in before)
+
+
+@pytest.mark.parametrize("content", ["", "   \n"])
+def test_empty_secret_file_is_refused_before_any_container(
+    wrapper: Callable[..., list[str]],
+    app_image: str,
+    secret_file: Any,
+    leftovers: Callable[[], list[str]],
+    content: str,
+) -> None:
+    secret_file.write_text(content)
+
+    result = run([*wrapper(), "--rm", "--network", "host", app_image, "true"])
+
+    assert result.returncode == 2
+    assert "client secret file is empty" in result.stderr
+    assert str(secret_file) in result.stderr
     assert leftovers() == []

@@ -298,3 +298,34 @@ def test_listen_off_from_environment_disables_the_server(
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "health and metrics on" not in stderr
+
+
+def test_unknown_config_key_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    config.write_text("audiance: sts.amazonaws.com\n")
+
+    result = webid("--config", str(config), "token")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"webid-agent: error: {config}: unknown key 'audiance'"
+        " (did you mean 'audience'?)"
+    )
+
+
+def test_plugin_keys_are_known_config_keys(tmp_path: Path) -> None:
+    config = tmp_path / "shared.yaml"
+    config.write_text("image: my/agent:1\nmapping: m.yaml\nrole-arn: x\n")
+
+    result = webid("--config", str(config), "token")
+
+    assert result.returncode == 2
+    assert "missing authority" in result.stderr  # the keys passed, the IdP did not
+
+
+def test_usage_errors_are_one_line() -> None:
+    result = webid("token", "--refresh-at", "abc")
+
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "(see 'webid-agent token --help')" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ BAD = [
     ({"ca_bundle": "/nonexistent/ca.pem"}, "--ca-bundle", "unreadable"),
     ({"provider": "entra"}, "--scope", "entra needs --scope or --audience"),
     ({"auth_method": "private_key_jwt"}, "--auth-method", "needs --client-cert"),
+    ({"timeout": 0}, "--timeout", "must be at least 0.1"),
+    ({"min_remaining": -5}, "--min-remaining", "must be at least 0.0"),
+    ({"ca_bundle": "/etc/hostname"}, "--ca-bundle", "not a PEM CA bundle"),
+    ({"client_secret_file": "/dev/null"}, None, "not a regular file"),
 ]
 
 
@@ -138,3 +143,25 @@ def test_settings_repr_hides_nothing_secret(secret_file: Path) -> None:
     settings = Settings(**BASE, client_secret_file=secret_file)  # type: ignore[arg-type]
 
     assert secret_file.read_text().strip() not in repr(settings)
+
+
+def test_fifo_secret_file_is_refused_not_read(
+    options: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "secret-fifo"
+    os.mkfifo(fifo)
+    settings = settings_from_options(options(client_secret_file=str(fifo)))
+
+    with pytest.raises(ConfigError, match="not a regular file"):
+        settings.client_secret()  # would block forever if it opened the FIFO
+
+
+def test_empty_ca_bundle_is_a_config_error(
+    options: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+
+    with pytest.raises(ConfigError, match="--ca-bundle") as info:
+        settings_from_options(options(ca_bundle=str(empty)))
+    assert info.value.exit_code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -263,3 +264,43 @@ def test_token_file_mode(
 
     assert engine.settings.token_file is not None
     assert engine.settings.token_file.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda token: token + "\nINJECT", id="newline-in-signature"),
+        pytest.param(lambda token: token.replace(".", " .", 1), id="space"),
+        pytest.param(lambda token: token + ".extra", id="four-parts"),
+    ],
+)
+def test_malformed_token_is_never_written(
+    engine: TokenEngine, idp_double: IdpDouble, tamper: Callable[[str], str]
+) -> None:
+    assert engine.settings.token_file is not None
+    before = engine.settings.token_file.read_text()
+    bad = tamper(idp_double.make_token())
+    idp_double.then(
+        lambda request: answer(200, json.dumps({"access_token": bad}))(request)
+    )
+
+    with pytest.raises(TokenRejected, match="not a valid JWT"):
+        engine.refresh()
+    assert engine.settings.token_file.read_text() == before
+
+
+def test_basic_auth_echoed_by_the_idp_is_redacted(
+    make_settings: Callable[..., Settings], idp_double: IdpDouble
+) -> None:
+    echoed = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    body = json.dumps(
+        {"error": "invalid_client", "error_description": f"bad header Basic {echoed}"}
+    )
+    idp_double.then(answer(401, body))
+    engine = TokenEngine(make_settings())
+
+    with pytest.raises(IdpError) as info:
+        engine.refresh()
+    from agent.logsetup import redact
+
+    assert echoed not in redact(info.value.format())

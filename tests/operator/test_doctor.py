@@ -348,7 +348,7 @@ def test_sts_success_shows_the_assumed_role(
 ) -> None:
     result = run_cli(
         "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
-        "--sts-endpoint", moto_sts, "--session-name", "doc-test", "--json",
+        "--sts-endpoint-url", moto_sts, "--session-name", "doc-test", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stdout
     sts = checks_of(result.stdout)["sts"]
@@ -414,7 +414,7 @@ def test_sts_errors_in_plain_words(
     url = sts_refusing(code, message)
     result = run_cli(
         "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
-        "--sts-endpoint", url, "--json",
+        "--sts-endpoint-url", url, "--json",
     )  # fmt: skip
     assert result.exit_code == 1
     sts = checks_of(result.stdout)["sts"]
@@ -427,7 +427,7 @@ def test_sts_errors_in_plain_words(
 def test_sts_unreachable(run_cli: RunCli, fake_idp: IdpDouble) -> None:
     result = run_cli(
         "doctor", *fake_idp.options(), "--role-arn", ROLE, "--sts",
-        "--sts-endpoint", "http://127.0.0.1:9", "--json",
+        "--sts-endpoint-url", "http://127.0.0.1:9", "--json",
     )  # fmt: skip
     assert checks_of(result.stdout)["sts"]["problem"] == "sts-unreachable"
 

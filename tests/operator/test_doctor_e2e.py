@@ -40,7 +40,7 @@ def test_doctor_passes_against_the_real_idp_iam_and_sts(
         "--role-arn", role_arn,
         "--trust-policy", str(tmp_path / "role.json"),
         "--oidc-provider", str(tmp_path / "provider.json"),
-        "--sts", "--sts-endpoint", checked_sts.endpoint_url,
+        "--sts", "--sts-endpoint-url", checked_sts.endpoint_url,
         "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stdout + result.stderr
