@@ -126,6 +126,25 @@ def cli(
     ctx.meta[CONFIG_META_KEY] = values
 
 
+# Options of the engine's own commands (run, token, aws ...): a config file
+# with only these is checked without importing every command and plugin.
+ENGINE_COMMAND_KEYS = {
+    "cache_dir",
+    "credentials_auth_token_file",
+    "credentials_listen",
+    "deadline",
+    "duration",
+    "no_cache",
+    "raw",
+    "refresh_margin",
+    "region",
+    "role_arn",
+    "serve_credentials",
+    "session_name",
+    "sts_endpoint_url",
+}
+
+
 def _param_names(ctx: click.Context, command: click.Command) -> set[str]:
     names = {param.name for param in command.params if param.name}
     if isinstance(command, click.Group):
@@ -138,7 +157,7 @@ def _param_names(ctx: click.Context, command: click.Command) -> set[str]:
 
 def _check_config_keys(ctx: click.Context, values: dict[str, Any], path: Path) -> None:
     """Refuse keys no command reads: a typo must not silently drop a check."""
-    known = set(ENGINE_OPTION_NAMES) | {"role_arn", "session_name", "region"}
+    known = set(ENGINE_OPTION_NAMES) | ENGINE_COMMAND_KEYS
     if not set(values) <= known:
         # only now pay for importing every command and plugin
         known |= _param_names(ctx, ctx.command)

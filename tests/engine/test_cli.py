@@ -329,3 +329,17 @@ def test_usage_errors_are_one_line() -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "(see 'webid-agent token --help')" in result.stderr
+
+
+def test_engine_command_keys_cover_credential_process_run_and_token() -> None:
+    """credential-process with --config must not pay for importing every plugin."""
+    from agent.aws.credential_process import credential_process
+    from agent.cli import ENGINE_COMMAND_KEYS
+    from agent.commands import run, token
+    from agent.config import ENGINE_OPTION_NAMES
+
+    names = {
+        p.name for command in (credential_process, run, token) for p in command.params
+    }
+
+    assert names - {None} <= set(ENGINE_OPTION_NAMES) | ENGINE_COMMAND_KEYS
