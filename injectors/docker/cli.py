@@ -343,12 +343,18 @@ def run_command(ctx: click.Context, docker_args: tuple[str, ...]) -> None:
                 + ("credentials..." if endpoint else "token..."),
                 err=True,
             )
-            session.wait_first_token(
-                timeout,
-                events=("token_written", "credentials_ready")
-                if endpoint
-                else ("token_written",),
-            )
+            countdown = _Countdown(timeout) if sys.stderr.isatty() else None
+            try:
+                session.wait_first_token(
+                    timeout,
+                    events=("token_written", "credentials_ready")
+                    if endpoint
+                    else ("token_written",),
+                    progress=countdown,
+                )
+            finally:
+                if countdown:
+                    countdown.finish()
             if interrupted:
                 raise click.exceptions.Exit(128 + interrupted[0])
 
@@ -382,6 +388,24 @@ def run_command(ctx: click.Context, docker_args: tuple[str, ...]) -> None:
         _start_reaper(session.session_id)
     if code:
         raise click.exceptions.Exit(code)
+
+
+class _Countdown:
+    """On a terminal, show the seconds waited for the sidecar, once a second."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.shown = 0
+
+    def __call__(self, left: float) -> None:
+        waited = int(self.timeout - left)
+        if waited > self.shown:
+            self.shown = waited
+            click.echo(f"\r  ... {waited}s of {self.timeout:.0f}s", nl=False, err=True)
+
+    def finish(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
 
 
 class _forwarded_signals:  # noqa: N801 - used as a context manager
