@@ -103,3 +103,16 @@ def test_given_names_options_as_written_not_the_app_s(
     argv: list[str], given: list[str]
 ) -> None:
     assert parse_run_args(argv).given == given
+
+
+def test_countdown_shows_each_second_once_and_ends_the_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from injectors.docker.cli import _Countdown
+
+    countdown = _Countdown(30)
+    for left in (29.9, 29.2, 28.9, 28.5, 27.0):
+        countdown(left)
+    countdown.finish()
+
+    assert capsys.readouterr().err == "\r  ... 1s of 30s\r  ... 3s of 30s\n"
