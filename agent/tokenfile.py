@@ -47,7 +47,7 @@ def write_atomic(
         ) from exc
     written = True
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
