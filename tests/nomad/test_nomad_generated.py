@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from injectors.nomad.hclinject import inject_hcl
 from injectors.nomad.options import IdpConfig, InjectConfig
 from injectors.nomad.snippets import Snippets
+from tests.nomad.hclrules import hcl_line_problems
 from tests.nomad.helpers import groups_of, hcl_job, tasks_of
 
 CONFIG = InjectConfig(
@@ -25,6 +26,8 @@ task_st = st.fixed_dictionaries(
             max_size=3,
         ),
         "comment": st.booleans(),
+        # the whole task on one line (when it has at most one argument)
+        "one_line": st.booleans(),
     }
 )
 group_st = st.fixed_dictionaries(
@@ -37,6 +40,7 @@ job_st = st.fixed_dictionaries(
     {
         "groups": st.lists(group_st, min_size=1, max_size=3),
         "unit": st.sampled_from(["  ", "    ", "\t"]),
+        "newline": st.sampled_from(["\n", "\r\n"]),
     }
 )
 
@@ -54,6 +58,12 @@ def render_job(job: dict[str, object]) -> str:
         elif group["meta"] == "attr":
             out.append(f"{u * 2}meta = {{ webid_role_arn = {ROLE} }}")
         for t, task in enumerate(group["tasks"]):
+            if task["one_line"] and not task["comment"] and task["env"] == "none":
+                out.append(f'{u * 2}task "t{t}" {{ driver = "docker" }} # d')
+                continue
+            if task["one_line"] and not task["comment"] and task["env"] == "empty":
+                out.append(f'{u * 2}task "t{t}" {{ env = {{}} }}')
+                continue
             out += [f'{u * 2}task "t{t}" {{', f'{u * 3}driver = "docker" # d']
             pairs = [f'{k} = "v"' for k in task["keys"]]
             if task["comment"]:
@@ -73,7 +83,8 @@ def render_job(job: dict[str, object]) -> str:
             out.append(f"{u * 2}}}")
         out.append(f"{u}}}")
     out.append("}")
-    return "\n".join(out) + "\n"
+    newline = str(job["newline"])
+    return newline.join(out) + newline
 
 
 def run(text: str) -> str:
@@ -89,9 +100,13 @@ def test_generated_jobs(job: dict[str, object]) -> None:
     # idempotent
     assert run(once) == once
 
+    # valid by HCL's line rules, which python-hcl2 does not check
+    assert hcl_line_problems(text) == []
+    assert hcl_line_problems(once) == []
+
     # multi-line layouts only gain lines; nothing of the user's is lost
     one_line = any(
-        t["env"] in ("empty", "oneline")
+        t["env"] in ("empty", "oneline") or t["one_line"]
         for g in job["groups"]  # type: ignore[attr-defined]
         for t in g["tasks"]
     )
@@ -100,6 +115,12 @@ def test_generated_jobs(job: dict[str, object]) -> None:
             a=text.splitlines(), b=once.splitlines(), autojunk=False
         ).get_opcodes()
         assert {op for op, *_ in ops} <= {"equal", "insert"}
+    rest = iter("".join(once.split()))
+    assert all(char in rest for char in "".join(text.split()))
+    if job["newline"] == "\r\n":
+        assert "\n" not in once.replace("\r\n", "")
+    else:
+        assert "\r" not in once
 
     # structure: opted-in groups have both agent tasks, every task its env
     groups = groups_of(hcl_job(once))
