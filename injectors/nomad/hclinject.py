@@ -27,6 +27,8 @@ from .options import (
     Mode,
     check_mode,
     check_role_arn,
+    not_our_task,
+    own_task_clash,
 )
 from .snippets import Snippets
 
@@ -171,6 +173,29 @@ def _check_shared_loopback(src: HclSource, group: Block) -> str | None:
             where=where,
         )
     return None
+
+
+def _check_own_task(src: HclSource, task: Block) -> None:
+    """Refuse a user task that has the name of one of ours (see options)."""
+    hook = sidecar = None
+    for lifecycle in task.children("lifecycle"):
+        hook = lifecycle.attribute("hook") or hook
+        sidecar = lifecycle.attribute("sidecar") or sidecar
+    env: set[str] = {a.name for b in task.children("env") for a in b.attributes}
+    env_attr = task.attribute("env")
+    if env_attr is not None and env_attr.obj is not None:
+        env |= set(env_attr.obj.keys)
+    hook_literal = _PLAIN_STRING.match(hook.value.strip()) if hook else None
+    reason = not_our_task(
+        task.label,
+        hook=hook_literal.group(1) if hook_literal else None,
+        sidecar=sidecar is not None and sidecar.value.strip() == "true",
+        env=env,
+    )
+    if reason is not None:
+        raise InputError(
+            own_task_clash(task.label, reason), where=_where(src, task.start)
+        )
 
 
 def static_structure(src: HclSource) -> dict[str, tuple[int, dict[str, int]]]:
@@ -371,6 +396,7 @@ class _HclInjector:
         # our own tasks: drop a previous run's, add the current ones
         for task in group.children("task"):
             if task.label in OWN_TASKS:
+                _check_own_task(src, task)
                 start, end = _line_span(src, task)
                 self.edits.append(_Edit(start, end, ""))
         snippet = self.snippets.text("tasks.hcl.j2", context)

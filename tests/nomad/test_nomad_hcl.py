@@ -645,3 +645,77 @@ def test_the_line_rule_validator_finds_each_kind(text: str, problem: str) -> Non
     assert any(p.startswith(problem) for p in hcl_line_problems(text))
     tricky = 'a {\n  b = "{ c = 1 }"\n  d = <<X\n{\nX\n  e { f = "}" }\n}\n'
     assert hcl_line_problems(tricky) == []
+
+
+# -- a user task with one of our names --------------------------------------------
+
+CLASH = """\
+job "j" {
+  group "g" {
+    meta {
+      webid_role_arn = "arn:aws:iam::111122223333:role/meta"
+    }
+
+    task "app" {
+      driver = "docker"
+    }
+
+    TASK
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("task", "reason"),
+    [
+        (
+            'task "webid-agent" {\n      driver = "docker"\n    }',
+            "it is not a prestart sidecar",
+        ),
+        (
+            'task "webid-token" {\n      lifecycle {\n        hook = "prestart"\n'
+            '      }\n      env {\n        TOKEN = "x"\n      }\n    }',
+            "its env has no WEBID_TOKEN_FILE",
+        ),
+        (
+            'task "webid-token" {\n      lifecycle {\n        hook    = "prestart"\n'
+            "        sidecar = true\n      }\n    }",
+            "it is not a prestart task (not a sidecar)",
+        ),
+        ('task "webid-agent" { driver = "exec" }', "it is not a prestart sidecar"),
+    ],
+)
+def test_user_task_with_our_name_is_refused(
+    task: str, reason: str, inject: Inject, write_job: WriteJob
+) -> None:
+    path = write_job(CLASH.replace("TASK", task))
+    output = path.with_name("out.hcl")
+    run = inject(path, "-o", output)
+    assert run.code == 2, run.err
+    name = task.split('"')[1]
+    assert f"job.nomad.hcl:11: a task is named {name!r}" in run.err
+    assert reason in run.err
+    assert not output.exists()
+
+
+def test_user_task_with_our_name_in_a_group_left_alone_is_kept(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = CLASH.replace("TASK", 'task "webid-agent" {\n      driver = "docker"\n    }')
+    other = '  group "other" {\n    task "x" {}\n  }\n\n  group'
+    text = text.replace("  group", other, 1)
+    run = inject(write_job(text), "--group", "other", "--role-arn", ROLE)
+    assert run.code == 0, run.err
+    assert 'task "webid-agent" {\n      driver = "docker"\n    }' in run.out
+
+
+@pytest.mark.parametrize("driver", ["exec", "raw_exec"])
+def test_our_tasks_are_recognised_whatever_their_settings(
+    driver: str, inject: Inject, write_job: WriteJob
+) -> None:
+    """A re-run with other flags replaces our tasks (config, driver, env)."""
+    text = CLASH.replace("TASK", "")
+    first = _ok(inject(write_job(text), "--driver", driver, "--cpu", "7"))
+    second = _ok(inject(write_job(first, "again.hcl")))
+    assert second == _ok(inject(write_job(text, "fresh.hcl")))
