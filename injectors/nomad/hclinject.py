@@ -536,9 +536,15 @@ class _HclInjector:
                     "overlapping edits (unexpected layout)",
                     where=_where(self.src, after.start),
                 )
-        for edit in reversed(ordered):
-            text = text[: edit.start] + edit.text + text[edit.end :]
-        return text
+
+        # one pass: the text between edits, then each edit's new text
+        pieces: list[str] = []
+        done = 0
+        for edit in ordered:
+            pieces += (text[done : edit.start], edit.text)
+            done = edit.end
+        pieces.append(text[done:])
+        return "".join(pieces)
 
 
 def _hcl_value(entry: dict[str, str | None]) -> str:
