@@ -72,7 +72,9 @@ def _nomad_options(func: Any) -> Any:
     "--format",
     "fmt",
     type=click.Choice(["hcl", "json"]),
-    help="Output form (default: the input's; HCL to JSON goes through Nomad).",
+    help="Output form (default: the input's). HCL to JSON needs the Nomad API:"
+    " the file is sent to Nomad's parse endpoint at --nomad-addr/NOMAD_ADDR"
+    " (default http://127.0.0.1:4646).",
 )
 @click.option(
     "--role-arn",
