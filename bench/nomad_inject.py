@@ -5,13 +5,15 @@ Measured side by side in one run (same process, same inputs):
 1. a typical job (the two-group case from tests/nomad/data/cases): median
    time of ``inject_hcl`` vs ``hcl2.loads`` of the same text (target <= 1.5x);
 2. a batch of 500 generated jobs (1-4 groups, 1-3 tasks, with and without
-   env blocks and meta): total time of both.
+   env blocks and meta): total time of both;
+3. scaling: one job of 100 groups vs one of 800 (best of 2 each), for
+   ``inject_hcl`` and ``hcl2.loads``; a time ratio near 8 means linear.
 
 Each is shown twice: with the engine's ``render`` as it is (it builds a Jinja
 environment, and so compiles each template, on every call) and with that
 environment cached, which is the engine change this benchmark argues for.
 
-Run: python bench/nomad_inject.py [--rounds N]
+Run: python bench/nomad_inject.py [--rounds N] [--skip-scaling]
 """
 
 from __future__ import annotations
@@ -124,10 +126,55 @@ def measure(label: str, rounds: int, batch: list[str], typical: str) -> None:
     )
 
 
+def many_groups_job(groups: int) -> str:
+    """One job with ``groups`` opted-in groups of one task each."""
+    lines = ['job "big" {', '  datacenters = ["dc1"]', ""]
+    for g in range(groups):
+        lines += [
+            f'  group "g{g}" {{',
+            "    meta {",
+            f'      webid_role_arn = "arn:aws:iam::111122223333:role/r{g}"',
+            "    }",
+            "",
+            '    task "app" {',
+            '      driver = "docker"',
+            '      config { image = "registry.example/app:1.0" }',
+            '      env { LOG_LEVEL = "info" }',
+            "    }",
+            "  }",
+            "",
+        ]
+    return "\n".join(lines + ["}", ""])
+
+
+def best_s(func: Callable[[str], object], text: str, rounds: int = 2) -> float:
+    """Best wall time of ``func(text)`` over ``rounds`` runs, in seconds."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        func(text)
+        samples.append(time.perf_counter() - start)
+    return min(samples)
+
+
+def scaling(small: int = 100, big: int = 800) -> None:
+    """Print how inject and hcl2.loads grow from ``small`` to ``big`` groups."""
+    texts = {n: many_groups_job(n) for n in (small, big)}
+    inject(texts[small])  # warm the parser and templates
+    print(f"[scaling: {small} vs {big} groups, {big // small}x the input]")
+    for label, func in (("inject_hcl", inject), ("hcl2.loads", hcl2.loads)):
+        a, b = best_s(func, texts[small]), best_s(func, texts[big])
+        print(
+            f"  {label}: {small} groups {a:.2f} s, {big} groups {b:.2f} s, "
+            f"ratio {b / a:.1f} ({big // small} = linear)"
+        )
+
+
 def main() -> None:
     """Run both measurements, engine as is and with a cached environment."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--skip-scaling", action="store_true")
     args = parser.parse_args()
     rng = random.Random(20240601)
     batch = [generated_job(rng, i) for i in range(BATCH)]
@@ -144,6 +191,8 @@ def main() -> None:
         measure("engine render with a cached environment", args.rounds, batch, typical)
     finally:
         templating._environment = original
+    if not args.skip_scaling:
+        scaling()
 
 
 if __name__ == "__main__":

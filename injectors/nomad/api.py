@@ -16,10 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent import InputError, RuntimeFailure, UsageError
 
-__all__ = ["NomadApi", "NomadSettings", "check_parse_result", "format_plan"]
+__all__ = [
+    "NomadApi",
+    "NomadSettings",
+    "check_address",
+    "check_parse_result",
+    "format_plan",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,42 +62,87 @@ class NomadSettings:
         return self.ca_cert or True
 
 
-@contextmanager
-def _calling(what: str, address: str) -> Iterator[None]:
-    """Turn python-nomad's exceptions into our errors, naming the call."""
-    import nomad.api.exceptions as nex
+def check_address(address: str) -> str:
+    """``address`` without a trailing slash if it is an http(s)://HOST[:PORT]
+    URL, else a usage error (exit 2) naming it."""
+    expected = "expected http://HOST:PORT or https://HOST:PORT"
+    where = "--nomad-addr/NOMAD_ADDR"
+    try:
+        parts = urlsplit(address.strip())
+        port = parts.port  # a port that is not a number raises here
+    except ValueError:
+        raise UsageError(
+            f"not a Nomad address: {address!r} ({expected})", where=where
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"not a Nomad address: {address!r} ({expected})", where=where)
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise UsageError(
+            f"a Nomad address has no path: {address!r} ({expected})", where=where
+        )
+    log.debug("Nomad address %s (port %s)", parts.hostname, port)
+    return address.strip().rstrip("/")
 
+
+def _unreachable(error: BaseException) -> str:
+    """Why a connection failed, in a few words (no library dump)."""
+    text = repr(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSLError" in text:
+        return "its TLS certificate is not trusted (give --nomad-ca-cert/NOMAD_CACERT)"
+    if "Connection refused" in text:
+        return "connection refused (is Nomad running there?)"
+    if "NameResolution" in text or "Name or service not known" in text:
+        return "host name not found"
+    if "timed out" in text.lower():
+        return "no answer (timed out)"
+    return f"connection failed ({type(error).__name__})"
+
+
+@contextmanager
+def _calling(what: str, address: str, *, hint: str = "") -> Iterator[None]:
+    """Turn python-nomad's exceptions into our errors, naming the call.
+
+    ``hint`` ends the message when Nomad cannot be reached: what the call was
+    for (the user may not expect one: HCL written as JSON), and whether the
+    address was only the default.
+    """
+    import nomad.api.exceptions as nex
+    import requests
+
+    where = f"{address} {what}"
     try:
         yield
-    except nex.BadRequestNomadException as exc:
-        raise InputError(
-            f"Nomad refused the job: {_body(exc)}", where=f"{address} {what}"
+    except nex.TimeoutNomadException:
+        raise RuntimeFailure(
+            f"cannot reach Nomad: no answer in time{hint}", where=where
         ) from None
+    except nex.BadRequestNomadException as exc:
+        raise InputError(f"Nomad refused the job: {_body(exc)}", where=where) from None
     except nex.URLNotAuthorizedNomadException:
         raise RuntimeFailure(
-            "permission denied (check NOMAD_TOKEN and its policy)",
-            where=f"{address} {what}",
+            "permission denied (check NOMAD_TOKEN and its policy)", where=where
         ) from None
     except nex.URLNotFoundNomadException as exc:
-        raise RuntimeFailure(
-            f"not found: {_body(exc)}", where=f"{address} {what}"
-        ) from None
+        raise RuntimeFailure(f"not found: {_body(exc)}", where=where) from None
     except nex.BaseNomadException as exc:
-        raise RuntimeFailure(
-            f"Nomad API failed: {_body(exc)}", where=f"{address} {what}"
-        ) from None
+        cause = getattr(exc, "nomad_resp", None)
+        if isinstance(cause, requests.RequestException):
+            raise RuntimeFailure(
+                f"cannot reach Nomad: {_unreachable(cause)}{hint}", where=where
+            ) from None
+        raise RuntimeFailure(f"Nomad API failed: {_body(exc)}", where=where) from None
     except (ValueError, KeyError) as exc:
         raise RuntimeFailure(
-            f"unexpected answer from Nomad: {exc}", where=f"{address} {what}"
+            f"unexpected answer from Nomad: {exc}", where=where
         ) from None
 
 
 def _body(exc: Any) -> str:
+    """The start of Nomad's answer to a failed call (its error text)."""
     response = getattr(exc, "nomad_resp", None)
     text = getattr(response, "text", None)
     if text is None:
-        # a requests exception (connection refused, TLS): its class says enough
-        return f"{type(response).__name__}: {response}"[:300]
+        return type(response).__name__
     return str(text).strip()[:300] or f"HTTP {getattr(response, 'status_code', '?')}"
 
 
@@ -101,7 +153,12 @@ class NomadApi:
         import nomad
 
         self.settings = settings
-        self.address = (settings.address or DEFAULT_ADDRESS).rstrip("/")
+        self.address = check_address(settings.address or DEFAULT_ADDRESS)
+        # said when Nomad is unreachable: the user may not know a default
+        # address was used
+        self.hint = ""
+        if not settings.address:
+            self.hint = "; no NOMAD_ADDR or --nomad-addr was given: default address"
         cert: tuple[str, ...] = ()
         if settings.client_cert and settings.client_key:
             cert = (settings.client_cert, settings.client_key)
@@ -121,9 +178,11 @@ class NomadApi:
         )
         log.debug("Nomad API at %s (namespace %s)", self.address, settings.namespace)
 
-    def parse(self, hcl: str) -> dict[str, Any]:
+    def parse(self, hcl: str, *, why: str = "") -> dict[str, Any]:
         """HCL -> API job JSON, by ``POST /v1/jobs/parse`` (canonicalized)."""
-        with _calling("POST /v1/jobs/parse", self.address):
+        log.info("asking Nomad at %s to parse the HCL job", self.address)
+        why = f"; {why}" if why else ""
+        with _calling("POST /v1/jobs/parse", self.address, hint=why + self.hint):
             job = self.client.jobs.parse(hcl, canonicalize=True)
         if not isinstance(job, dict):
             raise RuntimeFailure("parse answer is not a job object", where=self.address)
@@ -131,7 +190,7 @@ class NomadApi:
 
     def read(self, job_id: str) -> dict[str, Any]:
         """The registered job, by ``GET /v1/job/:id``."""
-        with _calling(f"GET /v1/job/{job_id}", self.address):
+        with _calling(f"GET /v1/job/{job_id}", self.address, hint=self.hint):
             job = self.client.job.get_job(job_id)
         if not isinstance(job, dict):
             raise RuntimeFailure("job answer is not an object", where=self.address)
@@ -140,7 +199,7 @@ class NomadApi:
     def plan(self, job: dict[str, Any]) -> dict[str, Any]:
         """A dry run with diff, by ``POST /v1/job/:id/plan``."""
         job_id = str(job["ID"])
-        with _calling(f"POST /v1/job/{job_id}/plan", self.address):
+        with _calling(f"POST /v1/job/{job_id}/plan", self.address, hint=self.hint):
             result = self.client.job.plan_job(job_id, {"Job": job}, diff=True)
         if not isinstance(result, dict):
             raise RuntimeFailure("plan answer is not an object", where=self.address)
@@ -149,7 +208,7 @@ class NomadApi:
     def register(self, job: dict[str, Any], *, modify_index: int) -> dict[str, Any]:
         """Register by ``POST /v1/jobs``, only if the job did not change since plan."""
         body = {"Job": job, "EnforceIndex": True, "JobModifyIndex": modify_index}
-        with _calling("POST /v1/jobs", self.address):
+        with _calling("POST /v1/jobs", self.address, hint=self.hint):
             result = self.client.jobs.register_job(body)
         if not isinstance(result, dict):
             raise RuntimeFailure("register answer is not an object", where=self.address)

@@ -149,7 +149,10 @@ def execute(request: Request, config: InjectConfig) -> None:
         doc = _load_json(text, path=path)
     else:
         static = static_structure(parse_hcl(text, path=path))
-        parsed = api.parse(text)
+        why = ""
+        if request.mode == "local":
+            why = "writing HCL as JSON needs the Nomad API (its parse endpoint)"
+        parsed = api.parse(text, why=why)
         check_parse_result(static, parsed, path=path)
         doc = JobDocument(document={"Job": parsed}, wrapped=True)
     result = inject_job(doc, path=path, config=config, snippets=snippets)

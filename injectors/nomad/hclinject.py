@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from agent import ENV_ROLE_ARN, EnvMerge, InputError, merge_env
 
-from .hclsource import Attribute, Block, HclSource, parse_hcl
+from .hclsource import Attribute, Block, HclSource, layout_problems, parse_hcl
 from .options import (
     META_MODE_KEY,
     META_ROLE_KEY,
@@ -27,6 +27,8 @@ from .options import (
     Mode,
     check_mode,
     check_role_arn,
+    not_our_task,
+    own_task_clash,
 )
 from .snippets import Snippets
 
@@ -173,6 +175,29 @@ def _check_shared_loopback(src: HclSource, group: Block) -> str | None:
     return None
 
 
+def _check_own_task(src: HclSource, task: Block) -> None:
+    """Refuse a user task that has the name of one of ours (see options)."""
+    hook = sidecar = None
+    for lifecycle in task.children("lifecycle"):
+        hook = lifecycle.attribute("hook") or hook
+        sidecar = lifecycle.attribute("sidecar") or sidecar
+    env: set[str] = {a.name for b in task.children("env") for a in b.attributes}
+    env_attr = task.attribute("env")
+    if env_attr is not None and env_attr.obj is not None:
+        env |= set(env_attr.obj.keys)
+    hook_literal = _PLAIN_STRING.match(hook.value.strip()) if hook else None
+    reason = not_our_task(
+        task.label,
+        hook=hook_literal.group(1) if hook_literal else None,
+        sidecar=sidecar is not None and sidecar.value.strip() == "true",
+        env=env,
+    )
+    if reason is not None:
+        raise InputError(
+            own_task_clash(task.label, reason), where=_where(src, task.start)
+        )
+
+
 def static_structure(src: HclSource) -> dict[str, tuple[int, dict[str, int]]]:
     """Group name -> (line, {static task name: line}) as written in the file."""
     job = _the_job(src)
@@ -194,11 +219,22 @@ def _unit(src: HclSource, job: Block, groups: list[Block]) -> str:
     return "  "
 
 
+def _indent_of(src: HclSource, block: Block, unit: str) -> str:
+    """The indentation ``block`` has once every block it shares a line with is
+    split: its line's, or one step inside its parent's body."""
+    if block.parent is None or not block.parent.type:
+        return src.indent_at(block.start)
+    if src.only_space_before(block.start):
+        return src.indent_at(block.start)
+    return _child_indent(src, block.parent, unit)
+
+
 def _child_indent(src: HclSource, block: Block, unit: str) -> str:
+    """The indentation of ``block``'s body: its first item's, else one step in."""
     first = block.first_item_start()
-    if first is not None and src.line_of(first) != src.line_of(block.open):
+    if first is not None and src.only_space_before(first):
         return src.indent_at(first)
-    return src.indent_at(block.start) + unit
+    return _indent_of(src, block, unit) + unit
 
 
 def _reindent(snippet: str, *, base: str, unit: str, newline: str) -> str:
@@ -214,22 +250,53 @@ def _reindent(snippet: str, *, base: str, unit: str, newline: str) -> str:
     return newline.join(lines) + newline
 
 
-def _insert_before_close(
+@dataclass
+class _Insertion:
+    """Text to add at the end of one block's body (each piece ends a line)."""
+
+    bodies: list[str] = field(default_factory=list)
+    blank_line: bool = False
+
+
+def _layout_edits(
     src: HclSource,
     *,
-    close: int,
-    opener: int,
-    body: str,
-    blank_line: bool,
-) -> _Edit:
-    """Insert ``body`` (already indented, ends with a newline) before ``}``."""
+    split: dict[int, Block],
+    inserts: dict[int, _Insertion],
+    unit: str,
+) -> list[_Edit]:
+    """Edits giving each block of ``split`` its own lines, plus the insertions.
+
+    HCL accepts a one-line block only with a single argument and its closing
+    brace on the same line, so a block we add lines to - and every block
+    around it - must have ``{`` end its line and ``}`` start one. Content
+    sharing the ``{`` line moves to the next line; the closing brace moves
+    to its own line at the block's indentation. Nothing else changes.
+    ``split`` and ``inserts`` are keyed by the offset of the block's ``{``.
+    """
     nl = src.newline
-    if src.only_space_before(close):
-        at = src.line_start(close)
-        return _Edit(at, at, (nl if blank_line else "") + body)
-    # the brace shares its line with content: open a new line, then close
-    # again at the indentation of the line that opened the block
-    return _Edit(close, close, nl + body + src.indent_at(opener))
+    edits: list[_Edit] = []
+    for key, block in split.items():
+        # the opening brace ends its line
+        first = src.content_after(block.open + 1)
+        if first is not None and first != block.close:
+            at = max(src.blank_start(first), block.open + 1)
+            edits.append(_Edit(at, first, nl + _child_indent(src, block, unit)))
+
+        # what is added, then the closing brace on a line of its own
+        insertion = inserts.get(key)
+        body = "".join(insertion.bodies) if insertion else ""
+        if body and insertion and insertion.blank_line:
+            body = nl + body
+        if src.only_space_before(block.close):
+            if body:
+                at = src.line_start(block.close)
+                edits.append(_Edit(at, at, body))
+            continue
+        at = max(src.blank_start(block.close), block.open + 1)
+        indent = _indent_of(src, block, unit)
+        edits.append(_Edit(at, block.close, nl + body + indent))
+    return edits
 
 
 def _line_span(src: HclSource, block: Block) -> tuple[int, int]:
@@ -253,6 +320,9 @@ class _HclInjector:
         self.snippets = snippets
         self.edits: list[_Edit] = []
         self.warnings: list[str] = []
+        # blocks that get lines added (and every block around them), by "{"
+        self.split: dict[int, Block] = {}
+        self.inserts: dict[int, _Insertion] = {}
 
     def run(self) -> HclResult:
         src, config = self.src, self.config
@@ -326,20 +396,11 @@ class _HclInjector:
         # our own tasks: drop a previous run's, add the current ones
         for task in group.children("task"):
             if task.label in OWN_TASKS:
+                _check_own_task(src, task)
                 start, end = _line_span(src, task)
                 self.edits.append(_Edit(start, end, ""))
         snippet = self.snippets.text("tasks.hcl.j2", context)
-        body = _reindent(
-            snippet,
-            base=_child_indent(src, group, self.unit),
-            unit=self.unit,
-            newline=src.newline,
-        )
-        self.edits.append(
-            _insert_before_close(
-                src, close=group.close, opener=group.start, body=body, blank_line=True
-            )
-        )
+        self._insert(group, snippet, blank_line=True)
 
     def _entries(self, role: GroupRole, mode: Mode) -> list[dict[str, str | None]]:
         env = self.config.workload_env(role.value or _PLACEHOLDER_ROLE, mode=mode)
@@ -401,80 +462,89 @@ class _HclInjector:
 
         # into the existing env block or object, else a new env block
         if env_blocks:
-            target = env_blocks[-1]
             lines = self.snippets.text("env_entries.hcl.j2", local)
-            body = _reindent(
-                lines,
-                base=_child_indent(src, target, self.unit),
-                unit=self.unit,
-                newline=src.newline,
-            )
-            self.edits.append(
-                _insert_before_close(
-                    src,
-                    close=target.close,
-                    opener=target.start,
-                    body=body,
-                    blank_line=False,
-                )
-            )
+            self._insert(env_blocks[-1], lines, blank_line=False)
         elif env_attr is not None and env_attr.obj is not None:
-            self.edits.append(self._into_object(env_attr, local))
+            self._into_object(task, env_attr, local)
         else:
             block = self.snippets.text("env_block.hcl.j2", local)
-            body = _reindent(
-                block,
-                base=_child_indent(src, task, self.unit),
-                unit=self.unit,
-                newline=src.newline,
-            )
-            self.edits.append(
-                _insert_before_close(
-                    src,
-                    close=task.close,
-                    opener=task.start,
-                    body=body,
-                    blank_line=task.first_item_start() is not None,
-                )
-            )
+            self._insert(task, block, blank_line=task.first_item_start() is not None)
 
-    def _into_object(self, attr: Attribute, context: dict[str, object]) -> _Edit:
+    def _insert(self, block: Block, snippet: str, *, blank_line: bool) -> None:
+        """Add ``snippet`` at the end of ``block``'s body, at its indentation."""
         src = self.src
-        assert attr.obj is not None  # noqa: S101 - checked by the caller
+        body = _reindent(
+            snippet,
+            base=_child_indent(src, block, self.unit),
+            unit=self.unit,
+            newline=src.newline,
+        )
+        insertion = self.inserts.setdefault(block.open, _Insertion())
+        insertion.bodies.append(body)
+        insertion.blank_line = insertion.blank_line or blank_line
+        self._needs_own_lines(block)
+
+    def _needs_own_lines(self, block: Block) -> None:
+        """``block`` and the blocks around it get ``{`` and ``}`` lines."""
+        for outer in block.ancestors():
+            if outer.open in self.split:
+                break  # its ancestors are in already
+            self.split[outer.open] = outer
+
+    def _into_object(
+        self, task: Block, attr: Attribute, context: dict[str, object]
+    ) -> None:
+        """Add entries to an ``env = { ... }`` object (an expression, where
+        newlines may separate the elements anywhere)."""
+        src = self.src
+        obj = attr.obj
+        assert obj is not None  # noqa: S101 - checked by the caller
+        indent = _child_indent(src, task, self.unit)
+        if src.only_space_before(attr.start):
+            indent = src.indent_at(attr.start)
         first_key_line = None
-        if attr.obj.keys:
+        if obj.keys:
             # the first element's line, if the object spans several lines
-            after_open = src.text.find("\n", attr.obj.start, attr.obj.close)
+            after_open = src.text.find("\n", obj.start, obj.close)
             if after_open >= 0:
                 first_key_line = after_open + 1
-        if first_key_line is not None and src.only_space_before(attr.obj.close):
+        if first_key_line is not None and src.only_space_before(obj.close):
             base = src.indent_at(first_key_line)
         else:
-            base = src.indent_at(attr.start) + self.unit
+            base = indent + self.unit
         lines = self.snippets.text("env_entries.hcl.j2", context)
         body = _reindent(lines, base=base, unit=self.unit, newline=src.newline)
-        return _insert_before_close(
-            src,
-            close=attr.obj.close,
-            opener=attr.start,
-            body=body,
-            blank_line=False,
-        )
+        if src.only_space_before(obj.close):
+            at = src.line_start(obj.close)
+            self.edits.append(_Edit(at, at, body))
+        else:
+            at = max(src.blank_start(obj.close), obj.start + 1)
+            self.edits.append(_Edit(at, obj.close, src.newline + body + indent))
+        self._needs_own_lines(task)
 
     # -- applying the edits -------------------------------------------------
 
     def _apply(self) -> str:
         text = self.src.text
-        ordered = sorted(self.edits, key=lambda e: (e.start, e.end))
+        layout = _layout_edits(
+            self.src, split=self.split, inserts=self.inserts, unit=self.unit
+        )
+        ordered = sorted(self.edits + layout, key=lambda e: (e.start, e.end))
         for before, after in zip(ordered, ordered[1:], strict=False):
             if before.end > after.start:
                 raise InputError(
                     "overlapping edits (unexpected layout)",
                     where=_where(self.src, after.start),
                 )
-        for edit in reversed(ordered):
-            text = text[: edit.start] + edit.text + text[edit.end :]
-        return text
+
+        # one pass: the text between edits, then each edit's new text
+        pieces: list[str] = []
+        done = 0
+        for edit in ordered:
+            pieces += (text[done : edit.start], edit.text)
+            done = edit.end
+        pieces.append(text[done:])
+        return "".join(pieces)
 
 
 def _hcl_value(entry: dict[str, str | None]) -> str:
@@ -507,6 +577,40 @@ def _check(before: HclSource, after: HclSource, injected: list[str]) -> None:
             )
 
 
+def _check_layout(before: HclSource, after: HclSource) -> list[str]:
+    """The result keeps HCL's newline rules wherever the input did.
+
+    python-hcl2 accepts blocks that Nomad refuses (``task "t" { a = 1`` on
+    one line, then more lines); a break we introduced is our bug and stops
+    the run; one the input already had is left as written, with a warning.
+    Problems are matched by the text of their line, as lines move.
+    """
+
+    def lines(src: HclSource) -> list[tuple[str, str, int]]:
+        found = []
+        for offset, message in layout_problems(src):
+            start = src.line_start(offset)
+            end = src.text.find("\n", offset)
+            line = src.text[start : len(src.text) if end < 0 else end].strip()
+            found.append((line, message, offset))
+        return found
+
+    old: dict[tuple[str, str], list[int]] = {}
+    for line, message, offset in lines(before):
+        old.setdefault((line, message), []).append(offset)
+    warnings = []
+    for line, message, offset in lines(after):
+        if old.get((line, message)):
+            where = f"{before.path}:{before.line_of(old[line, message].pop(0))}"
+            warnings.append(f"{where}: {message}; Nomad refuses this (left as written)")
+            continue
+        raise InputError(
+            f"the injected text breaks HCL's line rules: {message} (please report)",
+            where=f"{after.path}:{after.line_of(offset)}",
+        )
+    return warnings
+
+
 def inject_hcl(
     text: str, *, path: str, config: InjectConfig, snippets: Snippets
 ) -> HclResult:
@@ -516,4 +620,5 @@ def inject_hcl(
     if result.injected:
         after = parse_hcl(result.text, path=f"{path} (injected)")
         _check(src, after, result.injected)
+        result.warnings.extend(_check_layout(src, after))
     return result

@@ -9,13 +9,25 @@ user wrote it. Nothing here re-serialises HCL.
 
 from __future__ import annotations
 
+import bisect
+import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from agent import InputError
 
-__all__ = ["Attribute", "Block", "HclSource", "ObjectValue", "parse_hcl"]
+__all__ = [
+    "Attribute",
+    "Block",
+    "HclSource",
+    "ObjectValue",
+    "layout_problems",
+    "parse_hcl",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +66,8 @@ class Block:
     close: int  # offset of ``}``
     attributes: list[Attribute] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    # the enclosing block (None for the file's top level)
+    parent: Block | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -74,6 +88,15 @@ class Block:
         starts = [a.start for a in self.attributes] + [b.start for b in self.blocks]
         return min(starts) if starts else None
 
+    def ancestors(self) -> list[Block]:
+        """This block and every enclosing block, innermost first (no top level)."""
+        chain: list[Block] = []
+        block: Block | None = self
+        while block is not None and block.type:
+            chain.append(block)
+            block = block.parent
+        return chain
+
 
 @dataclass
 class HclSource:
@@ -84,9 +107,14 @@ class HclSource:
     blocks: list[Block]
     newline: str
 
+    @cached_property
+    def _newlines(self) -> list[int]:
+        return [i for i, char in enumerate(self.text) if char == "\n"]
+
     def line_of(self, offset: int) -> int:
-        """1-based line number of a character offset."""
-        return self.text.count("\n", 0, offset) + 1
+        """1-based line number of a character offset (a binary search, as this
+        is asked for every block of files with thousands of them)."""
+        return bisect.bisect_left(self._newlines, offset) + 1
 
     def line_start(self, offset: int) -> int:
         """Offset of the first character of the line holding ``offset``."""
@@ -103,6 +131,35 @@ class HclSource:
     def only_space_before(self, offset: int) -> bool:
         """True when nothing but blanks precedes ``offset`` on its line."""
         return self.text[self.line_start(offset) : offset].strip(" \t\r") == ""
+
+    def content_after(self, offset: int) -> int | None:
+        """Offset of the first content after ``offset`` on the same line.
+
+        Blanks and ``/* */`` comments are skipped; the end of the line, a
+        ``#`` or ``//`` comment (which runs to the end of the line) give None.
+        """
+        text, at = self.text, offset
+        while at < len(text):
+            char = text[at]
+            if char in " \t":
+                at += 1
+            elif text.startswith("/*", at):
+                end = text.find("*/", at + 2)
+                if end < 0 or "\n" in text[at:end]:
+                    return None
+                at = end + 2
+            elif char in "\r\n#" or text.startswith("//", at):
+                return None
+            else:
+                return at
+        return None
+
+    def blank_start(self, offset: int) -> int:
+        """Where the run of spaces and tabs just before ``offset`` starts."""
+        at = offset
+        while at > 0 and self.text[at - 1] in " \t":
+            at -= 1
+        return at
 
 
 # -- building the model from the Lark tree ------------------------------------
@@ -183,7 +240,9 @@ def _body(node: Any, text: str, block: Block) -> None:
                 )
             )
         elif item.data == "block":
-            block.blocks.append(_block(item, text))
+            child = _block(item, text)
+            child.parent = block
+            block.blocks.append(child)
 
 
 def _block(node: Any, text: str) -> Block:
@@ -217,13 +276,32 @@ def _block(node: Any, text: str) -> Block:
     return block
 
 
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while a parse tree is built.
+
+    Lark allocates millions of small objects for a big file, none of them in
+    reference cycles; each full collection walks all that are alive, which
+    made parsing grow faster than the file. Reference counting still frees
+    everything; the collector runs again afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_hcl(text: str, *, path: str) -> HclSource:
     """Parse HCL2 text into a positional model; syntax errors name file:line."""
     from hcl2.api import parses_to_tree
     from lark.exceptions import UnexpectedInput
 
     try:
-        tree = parses_to_tree(text)
+        with _no_gc_pauses():
+            tree = parses_to_tree(text)
     except UnexpectedInput as exc:
         line = getattr(exc, "line", 0) or 0
         column = getattr(exc, "column", 0) or 0
@@ -237,7 +315,59 @@ def parse_hcl(text: str, *, path: str) -> HclSource:
     root = Block(
         type="", labels=[], start=0, end=len(text), line=1, open=0, close=len(text)
     )
-    _body(tree.children[0], text, root)
+    with _no_gc_pauses():
+        _body(tree.children[0], text, root)
     newline = "\r\n" if "\r\n" in text else "\n"
     log.debug("parsed %s: %d top-level blocks", path, len(root.blocks))
     return HclSource(text=text, path=path, blocks=root.blocks, newline=newline)
+
+
+# -- the one-line block rule ------------------------------------------------------
+
+
+def layout_problems(src: HclSource) -> list[tuple[int, str]]:
+    """Where the text breaks HCL's newline rules, which python-hcl2 does not check.
+
+    HCL (and so Nomad) accepts a block on one line only with at most one
+    argument and its closing brace on that same line; otherwise ``{`` ends
+    its line, every argument and nested block ends its line, and ``}``
+    starts one. Returns (offset, message) pairs, in file order.
+    """
+    problems: list[tuple[int, str]] = []
+    root = Block(
+        type="", labels=[], start=0, end=len(src.text), line=1, open=-1, close=-1
+    )
+    root.blocks = src.blocks
+    _layout_of(src, root, problems)
+    return sorted(problems)
+
+
+def _layout_of(src: HclSource, block: Block, problems: list[tuple[int, str]]) -> None:
+    items: list[tuple[int, int]] = [(a.start, a.end) for a in block.attributes]
+    items += [(b.start, b.close + 1) for b in block.blocks]
+    one_line = block.type and src.line_of(block.open) == src.line_of(block.close)
+    if one_line:
+        if block.blocks or len(block.attributes) > 1:
+            problems.append(
+                (
+                    block.start,
+                    f"block {block.type!r} is written on one line with more than "
+                    "one argument or a nested block",
+                )
+            )
+    else:
+        if block.type and src.content_after(block.open + 1) is not None:
+            problems.append(
+                (block.start, f"block {block.type!r} has content after its '{{'")
+            )
+        for _start, end in items:
+            # a heredoc's span already ends with its newline
+            after = None if src.text[end - 1] == "\n" else src.content_after(end)
+            if after is not None and after != block.close:
+                problems.append((after, "two items share one line"))
+        if block.type and not src.only_space_before(block.close):
+            problems.append(
+                (block.close, f"block {block.type!r}: '}}' does not start its line")
+            )
+    for child in block.blocks:
+        _layout_of(src, child, problems)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from agent import EnvMerge, InputError, merge_env
 
@@ -22,29 +22,14 @@ from .options import (
     Mode,
     check_mode,
     check_role_arn,
+    not_our_task,
+    own_task_clash,
 )
 from .snippets import Snippets
 
 __all__ = ["JobDocument", "JsonResult", "inject_job", "job_of", "structure"]
 
 log = logging.getLogger(__name__)
-
-
-class TaskJson(TypedDict, total=False):
-    """The fields of an API task this module reads or writes."""
-
-    Name: str
-    Env: dict[str, str] | None
-    Templates: list[dict[str, Any]] | None
-
-
-class GroupJson(TypedDict, total=False):
-    """The fields of an API task group this module reads or writes."""
-
-    Name: str
-    Meta: dict[str, str] | None
-    Networks: list[dict[str, Any]] | None
-    Tasks: list[TaskJson]
 
 
 @dataclass
@@ -92,8 +77,100 @@ def job_of(document: Any, *, path: str) -> JobDocument:
     return doc
 
 
+def _kind(value: Any) -> str:
+    """A JSON value's kind, as an error message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+_EXPECTED = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _pointer_key(key: str) -> str:
+    """A key as a JSON pointer step (RFC 6901 escaping)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+class _Reader:
+    """Typed reads from the job; a wrong type names its JSON pointer."""
+
+    def __init__(self, *, path: str, prefix: str) -> None:
+        self.path = path
+        self.prefix = prefix
+
+    def where(self, pointer: str) -> str:
+        return f"{self.path}: {self.prefix}{pointer}"
+
+    def get(self, obj: dict[str, Any], key: str, kind: type, pointer: str) -> Any:
+        """``obj[key]`` if it has type ``kind``; None when absent or null."""
+        value = obj.get(key)
+        if value is None or (isinstance(value, kind) and not _bool_as(value, kind)):
+            return value
+        raise InputError(
+            f"{key} must be {_EXPECTED[kind]}, got {_kind(value)}",
+            where=self.where(f"{pointer}/{_pointer_key(key)}"),
+        )
+
+    def items(self, array: list[Any], kind: type, pointer: str) -> list[Any]:
+        """The elements of ``array``, each of type ``kind``."""
+        for i, value in enumerate(array):
+            if not isinstance(value, kind) or _bool_as(value, kind):
+                raise InputError(
+                    f"expected {_EXPECTED[kind]}, got {_kind(value)}",
+                    where=self.where(f"{pointer}/{i}"),
+                )
+        return array
+
+    def strings(self, obj: dict[str, Any], pointer: str) -> dict[str, str]:
+        """An object whose values must all be strings (Env, Meta)."""
+        for key, value in obj.items():
+            if not isinstance(value, str):
+                raise InputError(
+                    f"must be a string, got {_kind(value)}",
+                    where=self.where(f"{pointer}/{_pointer_key(key)}"),
+                )
+        return obj
+
+
+def _bool_as(value: Any, kind: type) -> bool:
+    """True for a JSON boolean where a number would pass ``isinstance``."""
+    return isinstance(value, bool) and kind is not bool
+
+
+def _shape(job: dict[str, Any], reader: _Reader) -> list[dict[str, Any]]:
+    """The job's groups, with every Name and Tasks list the injector reads typed."""
+    groups: list[dict[str, Any]] = reader.get(job, "TaskGroups", list, "")
+    if not groups:
+        raise InputError("job has no TaskGroups", where=reader.where("/TaskGroups"))
+    reader.items(groups, dict, "/TaskGroups")
+    for key in ("ID", "Name"):
+        reader.get(job, key, str, "")
+    for i, group in enumerate(groups):
+        pointer = f"/TaskGroups/{i}"
+        if reader.get(group, "Name", str, pointer) is None:
+            raise InputError("group without a Name", where=reader.where(pointer))
+        tasks = reader.get(group, "Tasks", list, pointer) or []
+        reader.items(tasks, dict, f"{pointer}/Tasks")
+        for t, task in enumerate(tasks):
+            task_pointer = f"{pointer}/Tasks/{t}"
+            if reader.get(task, "Name", str, task_pointer) is None:
+                raise InputError(
+                    "task without a Name", where=reader.where(task_pointer)
+                )
+    return groups
+
+
 def structure(job: dict[str, Any]) -> dict[str, list[str]]:
-    """Group name -> task names of an API job."""
+    """Group name -> task names of an API job (its shape checked before)."""
     return {
         str(g.get("Name")): [str(t.get("Name")) for t in g.get("Tasks") or []]
         for g in job.get("TaskGroups") or []
@@ -109,15 +186,14 @@ class _JsonInjector:
         self.config = config
         self.snippets = snippets
         self.warnings: list[str] = []
+        self.read = _Reader(path=path, prefix=doc.prefix)
 
     def where(self, pointer: str) -> str:
-        return f"{self.path}: {self.doc.prefix}{pointer}"
+        return self.read.where(pointer)
 
     def run(self) -> list[str]:
         job, config = self.doc.job, self.config
-        groups = job.get("TaskGroups")
-        if not isinstance(groups, list) or not groups:
-            raise InputError("job has no TaskGroups", where=self.where("/TaskGroups"))
+        groups = _shape(job, self.read)
         job_id = str(job.get("ID") or job.get("Name") or "")
         if not job_id:
             raise InputError("job has neither ID nor Name", where=self.where("/ID"))
@@ -125,10 +201,6 @@ class _JsonInjector:
         # names unique, every --group known
         names: list[str] = []
         for i, group in enumerate(groups):
-            if not isinstance(group, dict) or not isinstance(group.get("Name"), str):
-                raise InputError(
-                    "group without a Name", where=self.where(f"/TaskGroups/{i}")
-                )
             if group["Name"] in names:
                 raise InputError(
                     f"group {group['Name']!r} is defined twice",
@@ -166,32 +238,37 @@ class _JsonInjector:
             )
         return injected
 
-    def _role(self, group: GroupJson, index: int) -> GroupRole | None:
-        meta = group.get("Meta") or {}
-        value = meta.get(META_ROLE_KEY) if isinstance(meta, dict) else None
+    def _meta(self, group: dict[str, Any], index: int, key: str) -> str | None:
+        """One group Meta entry (a string) or None."""
+        pointer = f"/TaskGroups/{index}"
+        meta = self.read.get(group, "Meta", dict, pointer) or {}
+        value = self.read.get(meta, key, str, f"{pointer}/Meta")
+        return str(value) if value is not None else None
+
+    def _role(self, group: dict[str, Any], index: int) -> GroupRole | None:
+        value = self._meta(group, index, META_ROLE_KEY)
         if value is not None:
             pointer = f"/TaskGroups/{index}/Meta/{META_ROLE_KEY}"
-            return GroupRole(
-                value=check_role_arn(str(value), where=self.where(pointer))
-            )
+            return GroupRole(value=check_role_arn(value, where=self.where(pointer)))
         if self.config.role_arn:
             return GroupRole(value=self.config.role_arn)
         return None
 
-    def _mode(self, group: GroupJson, index: int) -> Mode:
-        meta = group.get("Meta") or {}
-        value = meta.get(META_MODE_KEY) if isinstance(meta, dict) else None
+    def _mode(self, group: dict[str, Any], index: int) -> Mode:
+        value = self._meta(group, index, META_MODE_KEY)
         if value is None:
             return self.config.mode
         pointer = f"/TaskGroups/{index}/Meta/{META_MODE_KEY}"
-        return check_mode(str(value), where=self.where(pointer))
+        return check_mode(value, where=self.where(pointer))
 
-    def _check_shared_loopback(self, group: GroupJson, index: int) -> None:
+    def _check_shared_loopback(self, group: dict[str, Any], index: int) -> None:
         """Refuse a group whose tasks do not share one network namespace
         (see ``hclinject._check_shared_loopback`` for why)."""
-        networks = group.get("Networks") or []
-        first = networks[0] if isinstance(networks, list) and networks else {}
-        mode = str((first.get("Mode") if isinstance(first, dict) else "") or "host")
+        pointer = f"/TaskGroups/{index}/Networks"
+        networks = self.read.get(group, "Networks", list, f"/TaskGroups/{index}")
+        networks = self.read.items(networks or [], dict, pointer)
+        first = networks[0] if networks else {}
+        mode = self.read.get(first, "Mode", str, f"{pointer}/0") or "host"
         if mode != "bridge" and not mode.startswith("cni/"):
             raise InputError(
                 f"group {group['Name']!r} uses network mode {mode!r}: in"
@@ -199,11 +276,11 @@ class _JsonInjector:
                 " 127.0.0.1, so they must share one network namespace; set"
                 ' Networks[0].Mode to "bridge" (or use webid_mode ='
                 ' "web-identity")',
-                where=self.where(f"/TaskGroups/{index}/Networks"),
+                where=self.where(pointer),
             )
 
     def _group(
-        self, job_id: str, group: GroupJson, index: int, role: GroupRole
+        self, job_id: str, group: dict[str, Any], index: int, role: GroupRole
     ) -> None:
         assert role.value is not None  # noqa: S101 - JSON roles are always literal
         mode = self._mode(group, index)
@@ -218,40 +295,52 @@ class _JsonInjector:
                 "group has no Tasks", where=self.where(f"/TaskGroups/{index}/Tasks")
             )
 
-        # the workload tasks
+        # the workload tasks; a task named like ours must be one we added
         env = self.config.workload_env(role.value, mode=mode)
         entries = [{"name": k, "value": v, "hcl": None} for k, v in env.items()]
         for t, task in enumerate(tasks):
-            if task.get("Name") in OWN_TASKS:
+            pointer = f"/TaskGroups/{index}/Tasks/{t}"
+            if task["Name"] in OWN_TASKS:
+                self._check_own_task(task, pointer)
                 continue
-            self._task_env(task, f"/TaskGroups/{index}/Tasks/{t}", entries, context)
+            self._task_env(task, pointer, entries, context)
 
         # our own tasks: drop a previous run's, append the current ones
-        kept = [t for t in tasks if t.get("Name") not in OWN_TASKS]
+        kept = [t for t in tasks if t["Name"] not in OWN_TASKS]
         kept.extend(self.snippets.data("tasks.json.j2", context))
         group["Tasks"] = kept
 
+    def _check_own_task(self, task: dict[str, Any], pointer: str) -> None:
+        """Refuse a user task that has the name of one of ours (see options)."""
+        life = self.read.get(task, "Lifecycle", dict, pointer) or {}
+        hook = self.read.get(life, "Hook", str, f"{pointer}/Lifecycle")
+        sidecar = self.read.get(life, "Sidecar", bool, f"{pointer}/Lifecycle")
+        env = self.read.get(task, "Env", dict, pointer) or {}
+        reason = not_our_task(
+            task["Name"], hook=hook, sidecar=bool(sidecar), env=set(env)
+        )
+        if reason is not None:
+            raise InputError(
+                own_task_clash(task["Name"], reason), where=self.where(pointer)
+            )
+
     def _task_env(
         self,
-        task: TaskJson,
+        task: dict[str, Any],
         pointer: str,
         entries: list[dict[str, str | None]],
         context: dict[str, Any],
     ) -> None:
-        where = f"{self.where(pointer)} task {task.get('Name')!r}"
-        for template in task.get("Templates") or []:
-            if isinstance(template, dict) and template.get("Envvars"):
+        where = f"{self.where(pointer)} task {task['Name']!r}"
+        templates = self.read.get(task, "Templates", list, pointer) or []
+        for template in self.read.items(templates, dict, f"{pointer}/Templates"):
+            if template.get("Envvars"):
                 self.warnings.append(
                     f"{where}: sets env from a template (Envvars); if it sets "
                     f"{entries[0]['name']} or {entries[1]['name']} that value wins"
                 )
-        existing = task.get("Env")
-        if existing is None:
-            existing = {}
-        if not isinstance(existing, dict):
-            raise InputError(
-                "Env must be an object", where=self.where(f"{pointer}/Env")
-            )
+        existing = self.read.get(task, "Env", dict, pointer) or {}
+        self.read.strings(existing, f"{pointer}/Env")
 
         wanted = {str(e["name"]): str(e["value"]) for e in entries}
         merge = merge_env(existing, wanted)
@@ -268,6 +357,7 @@ def inject_job(
     doc: JobDocument, *, path: str, config: InjectConfig, snippets: Snippets
 ) -> JsonResult:
     """Inject every opted-in group of the job; the document is changed in place."""
+    _shape(doc.job, _Reader(path=path, prefix=doc.prefix))
     before = structure(doc.job)
     injector = _JsonInjector(doc, path=path, config=config, snippets=snippets)
     injected = injector.run()

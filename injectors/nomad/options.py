@@ -46,6 +46,8 @@ __all__ = [
     "SecretSource",
     "check_mode",
     "check_role_arn",
+    "not_our_task",
+    "own_task_clash",
 ]
 
 # names and paths, not credentials (S105 would flag the words token/secret)
@@ -61,6 +63,11 @@ ENV_AGENT_ROLE_ARN = "WEBID_ROLE_ARN"
 TOKEN_TASK = "webid-token"
 AGENT_TASK = "webid-agent"
 OWN_TASKS = (TOKEN_TASK, AGENT_TASK)
+# how a task named like ours is recognised as one a previous run added: a
+# prestart hook (sidecar only for the agent) and the agent's token file
+# variable in its env; anything else named so is the user's and is refused
+OWN_TASK_SIDECAR = {TOKEN_TASK: False, AGENT_TASK: True}
+OWN_TASK_MARK = "WEBID_TOKEN_FILE"
 DRIVERS = ("docker", "exec", "raw_exec")
 
 # where the template blocks render the client credential, inside each task
@@ -88,6 +95,27 @@ def check_mode(value: str, *, where: str) -> Mode:
             return mode
     raise InputError(
         f"unknown mode {value!r} (expected one of: {', '.join(MODES)})", where=where
+    )
+
+
+def not_our_task(
+    name: str, *, hook: str | None, sidecar: bool, env: set[str]
+) -> str | None:
+    """Why the task called ``name`` (one of ours) is not one we added, or None."""
+    wanted = OWN_TASK_SIDECAR[name]
+    if hook != "prestart" or sidecar != wanted:
+        kind = "a prestart sidecar" if wanted else "a prestart task (not a sidecar)"
+        return f"it is not {kind}"
+    if OWN_TASK_MARK not in env:
+        return f"its env has no {OWN_TASK_MARK}"
+    return None
+
+
+def own_task_clash(name: str, reason: str) -> str:
+    """The error message for a user task that has one of our names."""
+    return (
+        f"a task is named {name!r}, which webid-agent adds, but {reason}, so it "
+        "is not one webid-agent added; rename it"
     )
 
 

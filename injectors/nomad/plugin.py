@@ -72,7 +72,9 @@ def _nomad_options(func: Any) -> Any:
     "--format",
     "fmt",
     type=click.Choice(["hcl", "json"]),
-    help="Output form (default: the input's; HCL to JSON goes through Nomad).",
+    help="Output form (default: the input's). HCL to JSON needs the Nomad API:"
+    " the file is sent to Nomad's parse endpoint at --nomad-addr/NOMAD_ADDR"
+    " (default http://127.0.0.1:4646).",
 )
 @click.option(
     "--role-arn",
@@ -143,7 +145,16 @@ def _nomad_options(func: Any) -> Any:
 @click.option("--vault-policy", "vault_policies", multiple=True)
 @_idp_options
 @click.option("--session-name", default=config_default("session_name"))
-@click.option("--aws-region", default=config_default("aws_region"))
+@click.option(
+    "--region",
+    envvar="WEBID_REGION",
+    show_envvar=True,
+    default=config_default("region"),
+    help="AWS_REGION and AWS_DEFAULT_REGION for the tasks (and the sidecar's STS"
+    " region in credentials-endpoint mode).",
+)
+# the name before --region (as in the docker and compose injectors)
+@click.option("--aws-region", hidden=True, default=config_default("aws_region"))
 @click.option(
     "--templates",
     type=click.Path(file_okay=False, path_type=Path),
@@ -174,6 +185,10 @@ def inject_nomad(**options: Any) -> None:
     from .options import IdpConfig, InjectConfig, SecretSource
 
     o = options
+    if o["region"] and o["aws_region"] and o["region"] != o["aws_region"]:
+        raise click.UsageError(
+            "--aws-region is the old name of --region; give one of them"
+        )
     if o["variable_path"] and o["vault_path"]:
         raise click.UsageError("give --variable-path or --vault-path, not both")
     secret = SecretSource(
@@ -206,7 +221,7 @@ def inject_nomad(**options: Any) -> None:
         deadline=int(o["deadline"]),
         listen=o["listen"],
         session_name=o["session_name"],
-        region=o["aws_region"],
+        region=o["region"] or o["aws_region"],
         templates_dir=o["templates"],
         mode=o["mode"],
     )

@@ -9,6 +9,7 @@ body) and what it does with the answers.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -322,3 +323,76 @@ def test_tls_with_the_nomad_ca(
     run = _inject(webid, N02, "--format", "json", "--nomad-addr", address)
     assert run.code == 1
     assert "POST /v1/jobs/parse" in run.err
+    assert "TLS certificate is not trusted" in run.err
+    assert "SSLError" not in run.err
+
+
+# -- addresses that do not work --------------------------------------------------
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("flag", ["--plan", "--format=json"])
+def test_unreachable_nomad_is_one_line_exit_1(
+    flag: str, webid: Webid, closed_port: int
+) -> None:
+    address = f"http://127.0.0.1:{closed_port}"
+    run = _inject(webid, N02, flag, "--nomad-addr", address)
+    assert run.code == 1
+    (line,) = [x for x in run.err.splitlines() if "error:" in x]
+    assert f"{address} POST /v1/jobs/parse: cannot reach Nomad: connection refused" in (
+        line
+    )
+    for dump in ("HTTPConnectionPool", "Max retries", "Errno", "Traceback"):
+        assert dump not in run.err
+    # HCL to JSON: the user is told why Nomad was asked at all
+    assert ("needs the Nomad API" in line) == (flag == "--format=json")
+
+
+def test_default_address_is_said_when_unreachable(
+    webid: Webid, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from injectors.nomad import api
+
+    monkeypatch.setattr(api, "DEFAULT_ADDRESS", f"http://127.0.0.1:{closed_port}")
+    run = _inject(webid, N02, "--format", "json")
+    assert run.code == 1
+    assert "no NOMAD_ADDR or --nomad-addr was given: default address" in run.err
+    assert "asking Nomad at http://127.0.0.1:" in run.err
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "notaurl",
+        "127.0.0.1:4646",
+        "ftp://127.0.0.1:4646",
+        "http://[::1",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:4646/v1",
+        "http://",
+    ],
+)
+def test_malformed_address_exits_2_before_any_call(
+    address: str, webid: Webid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOMAD_ADDR", address)
+    run = _inject(webid, N02, "--plan")
+    assert run.code == 2
+    (line,) = [x for x in run.err.splitlines() if "error:" in x]
+    assert "--nomad-addr/NOMAD_ADDR" in line
+    assert repr(address) in line
+    assert "MissingSchema" not in run.err and "InvalidSchema" not in run.err
+
+
+def test_help_says_hcl_to_json_needs_nomad(webid: Webid) -> None:
+    run = webid("inject", "nomad", "--help")
+    assert run.code == 0
+    assert "HCL to JSON needs the Nomad API" in " ".join(run.out.split())

@@ -1,16 +1,24 @@
-"""Generated jobs (hypothesis): any layout keeps the user's lines, is idempotent."""
+"""Generated jobs (hypothesis): any layout keeps the user's lines, is idempotent;
+any wrong-typed JSON value is an InputError, never a crash."""
 
 from __future__ import annotations
 
 import difflib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent import InputError
 from injectors.nomad.hclinject import inject_hcl
+from injectors.nomad.jsoninject import inject_job, job_of
 from injectors.nomad.options import IdpConfig, InjectConfig
 from injectors.nomad.snippets import Snippets
-from tests.nomad.helpers import groups_of, hcl_job, tasks_of
+from tests.nomad.hclrules import hcl_line_problems
+from tests.nomad.helpers import CASES, groups_of, hcl_job, tasks_of
 
 CONFIG = InjectConfig(
     idp=IdpConfig(authority="https://idp.example/t", audience="sts.amazonaws.com")
@@ -25,6 +33,8 @@ task_st = st.fixed_dictionaries(
             max_size=3,
         ),
         "comment": st.booleans(),
+        # the whole task on one line (when it has at most one argument)
+        "one_line": st.booleans(),
     }
 )
 group_st = st.fixed_dictionaries(
@@ -37,6 +47,7 @@ job_st = st.fixed_dictionaries(
     {
         "groups": st.lists(group_st, min_size=1, max_size=3),
         "unit": st.sampled_from(["  ", "    ", "\t"]),
+        "newline": st.sampled_from(["\n", "\r\n"]),
     }
 )
 
@@ -54,6 +65,12 @@ def render_job(job: dict[str, object]) -> str:
         elif group["meta"] == "attr":
             out.append(f"{u * 2}meta = {{ webid_role_arn = {ROLE} }}")
         for t, task in enumerate(group["tasks"]):
+            if task["one_line"] and not task["comment"] and task["env"] == "none":
+                out.append(f'{u * 2}task "t{t}" {{ driver = "docker" }} # d')
+                continue
+            if task["one_line"] and not task["comment"] and task["env"] == "empty":
+                out.append(f'{u * 2}task "t{t}" {{ env = {{}} }}')
+                continue
             out += [f'{u * 2}task "t{t}" {{', f'{u * 3}driver = "docker" # d']
             pairs = [f'{k} = "v"' for k in task["keys"]]
             if task["comment"]:
@@ -73,7 +90,8 @@ def render_job(job: dict[str, object]) -> str:
             out.append(f"{u * 2}}}")
         out.append(f"{u}}}")
     out.append("}")
-    return "\n".join(out) + "\n"
+    newline = str(job["newline"])
+    return newline.join(out) + newline
 
 
 def run(text: str) -> str:
@@ -89,9 +107,13 @@ def test_generated_jobs(job: dict[str, object]) -> None:
     # idempotent
     assert run(once) == once
 
+    # valid by HCL's line rules, which python-hcl2 does not check
+    assert hcl_line_problems(text) == []
+    assert hcl_line_problems(once) == []
+
     # multi-line layouts only gain lines; nothing of the user's is lost
     one_line = any(
-        t["env"] in ("empty", "oneline")
+        t["env"] in ("empty", "oneline") or t["one_line"]
         for g in job["groups"]  # type: ignore[attr-defined]
         for t in g["tasks"]
     )
@@ -100,6 +122,12 @@ def test_generated_jobs(job: dict[str, object]) -> None:
             a=text.splitlines(), b=once.splitlines(), autojunk=False
         ).get_opcodes()
         assert {op for op, *_ in ops} <= {"equal", "insert"}
+    rest = iter("".join(once.split()))
+    assert all(char in rest for char in "".join(text.split()))
+    if job["newline"] == "\r\n":
+        assert "\n" not in once.replace("\r\n", "")
+    else:
+        assert "\r" not in once
 
     # structure: opted-in groups have both agent tasks, every task its env
     groups = groups_of(hcl_job(once))
@@ -123,3 +151,60 @@ def test_generated_jobs(job: dict[str, object]) -> None:
             }.get(task["env"], [])
             own = "AWS_ROLE_ARN" in written
             assert env["AWS_ROLE_ARN"] == ("v" if own else ROLE.strip('"'))
+
+
+# -- JSON jobs with a wrong-typed value somewhere --------------------------------------
+
+JSON_CASES = sorted(CASES.glob("*.json"))
+json_value_st = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def pointers(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document (as key paths), the root excluded."""
+    found: list[tuple[Any, ...]] = []
+    children: list[tuple[str | int, Any]] = []
+    if isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list):
+        children = list(enumerate(value))
+    for key, child in children:
+        found.append((*prefix, key))
+        found.extend(pointers(child, (*prefix, key)))
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    case=st.sampled_from(JSON_CASES),
+    pick=st.integers(min_value=0),
+    replacement=json_value_st,
+    role_flag=st.booleans(),
+)
+def test_mutated_json_jobs_inject_or_exit_2(
+    case: Path, pick: int, replacement: Any, role_flag: bool
+) -> None:
+    """A wrong type anywhere gives InputError (exit 2) or a result; nothing else."""
+    document = json.loads(case.read_text())
+    places = pointers(document)
+    place = places[pick % len(places)]
+    parent = document
+    for key in place[:-1]:
+        parent = parent[key]
+    parent[place[-1]] = replacement
+
+    config = CONFIG if not role_flag else replace(CONFIG, role_arn=ROLE.strip('"'))
+    try:
+        doc = job_of(document, path="job.json")
+        result = inject_job(doc, path="job.json", config=config, snippets=Snippets())
+    except InputError as exc:
+        assert exc.exit_code == 2
+        assert exc.where  # names a place: file, pointer, option or name
+        return
+    json.dumps(result.document)  # still a JSON document

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nomad.hclrules import hcl_line_problems
 from tests.nomad.helpers import (
     CASES,
     GOLDEN,
@@ -54,6 +55,7 @@ def test_golden_output(case: str, inject: Inject) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(out)
     assert out == golden.read_text()
+    assert hcl_line_problems(out) == []
 
 
 @pytest.mark.parametrize("case", HCL_CASES)
@@ -508,3 +510,212 @@ def test_conflicting_flags(
     run = inject(write_job(ONE_GROUP), *args)
     assert run.code == 2
     assert message in run.err
+
+
+# -- one-line blocks (HCL allows one argument, closed on the same line) -------------
+
+ROLE_LINE = 'webid_role_arn = "arn:aws:iam::111122223333:role/meta"'
+
+ONE_LINERS = {
+    "env": (
+        'job "j" {\n  group "g" {\n    meta {\n      ROLE\n    }\n\n'
+        '    task "t" {\n      driver = "docker"\n'
+        '      env { NAME = "héllo 🚀" }\n    }\n  }\n}\n'
+    ),
+    "empty env": (
+        'job "j" {\n  group "g" {\n    meta {\n      ROLE\n    }\n'
+        '    task "t" {\n      env {}\n    }\n  }\n}\n'
+    ),
+    "task": (
+        'job "j" {\n  group "g" {\n    meta {\n      ROLE\n    }\n'
+        '    task "t" { driver = "java" }\n  }\n}\n'
+    ),
+    "task with a comment": (
+        'job "j" {\n  group "g" {\n    meta {\n      ROLE\n    }\n'
+        '    task "t" { /* java */ driver = "java" } # the app\n  }\n}\n'
+    ),
+    "meta and task": (
+        'job "j" {\n  group "g" {\n    meta { ROLE }\n'
+        '    task "t" { driver = "java" }\n  }\n}\n'
+    ),
+    "group": 'job "j" {\n  group "g" { meta = { ROLE } }\n}\n',
+    "env object in a one-line task": (
+        'job "j" {\n  group "g" {\n    meta { ROLE }\n'
+        '    task "t" { env = { A = "1" } }\n  }\n}\n'
+    ),
+    # not valid HCL as given (a block inside a one-line block); the blocks
+    # we add to are split, which makes them valid
+    "nested": 'job "j" {\n  group "g" { meta { ROLE } }\n}\n',
+    "nested env in task": (
+        'job "j" {\n  group "g" {\n    meta { ROLE }\n'
+        '    task "t" { env { A = "1" } }\n  }\n}\n'
+    ),
+    "nested task in group": (
+        'job "j" {\n  group "g" { task "t" { driver = "java" } }\n}\n'
+    ),
+    "group opener shares its line": (
+        'job "j" {\n  group "g" { meta { ROLE }\n'
+        '    task "t" { driver = "java" }\n  }\n}\n'
+    ),
+}
+
+
+def _squeezed_in(before: str, after: str) -> bool:
+    """Every non-blank character of ``before`` appears in ``after``, in order."""
+    rest = iter("".join(after.split()))
+    return all(char in rest for char in "".join(before.split()))
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("layout", list(ONE_LINERS))
+def test_one_line_blocks_are_split_before_lines_are_added(
+    layout: str, newline: str, inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_LINERS[layout].replace("ROLE", ROLE_LINE).replace("\n", newline)
+    path = write_job("")
+    path.write_bytes(text.encode())
+    # stdout: capsys keeps line endings as written
+    run = inject(path, "--role-arn", ROLE)
+    out = _ok(run)
+
+    # valid HCL by Nomad's rules, same line endings, the user's text kept
+    assert hcl_line_problems(out) == []
+    assert "Nomad refuses" not in run.err
+    if newline == "\r\n":
+        assert "\n" not in out.replace("\r\n", "")
+    else:
+        assert "\r" not in out
+    assert _squeezed_in(text, out)
+    assert "# the app" not in out or "} # the app" in out
+
+    # and what was asked for is there, once
+    tasks = tasks_of(groups_of(hcl_job(out))["g"])
+    assert list(tasks)[-2:] == ["webid-token", "webid-agent"]
+    for name, task in tasks.items():
+        if name.startswith("webid-"):
+            continue
+        env = task["env"][0] if isinstance(task["env"], list) else task["env"]
+        assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == TOKEN_PATH
+    again = path.with_name("again.hcl")
+    again.write_bytes(out.encode())
+    assert _ok(inject(again, "--role-arn", ROLE)) == out
+
+
+def test_one_line_env_is_split_at_its_indentation(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = ONE_LINERS["env"].replace("ROLE", ROLE_LINE)
+    out = _ok(inject(write_job(text)))
+    assert (
+        '      env {\n        NAME = "héllo 🚀"\n'
+        f'        AWS_ROLE_ARN                = "{ROLE.replace("from-flag", "meta")}"\n'
+        f'        AWS_WEB_IDENTITY_TOKEN_FILE = "{TOKEN_PATH}"\n      }}\n    }}\n'
+    ) in out
+
+
+def test_untouched_invalid_layout_is_kept_with_a_warning(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = (
+        'job "j" {\n  group "g" {\n    meta {\n      ROLE\n    }\n\n'
+        '    task "t" {\n      driver = "docker"\n    }\n  }\n\n'
+        '  group "cache" { task "redis" { driver = "docker" } }\n}\n'
+    ).replace("ROLE", ROLE_LINE)
+    run = inject(write_job(text))
+    out = _ok(run)
+    assert '  group "cache" { task "redis" { driver = "docker" } }\n' in out
+    assert "job.nomad.hcl:12: block 'group' is written on one line" in run.err
+    assert "Nomad refuses this (left as written)" in run.err
+    (problem,) = hcl_line_problems(out)
+    assert problem.endswith("nested block inside a one-line block")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a { b = 1\n  c = 2\n}\n", "line 1: block has content after '{'"),
+        ("a { b = 1 c = 2 }\n", "line 1: two arguments on one line"),
+        ("a { b { c = 1 } }\n", "line 1: nested block inside a one-line block"),
+        ("a {\n  b = 1 }\n", "line 2: '}' does not start its line"),
+        ("a {\n  b {\n  } c = 1\n}\n", "line 3: two items on one line"),
+    ],
+)
+def test_the_line_rule_validator_finds_each_kind(text: str, problem: str) -> None:
+    """The validator the tests rely on is not vacuous."""
+    assert any(p.startswith(problem) for p in hcl_line_problems(text))
+    tricky = 'a {\n  b = "{ c = 1 }"\n  d = <<X\n{\nX\n  e { f = "}" }\n}\n'
+    assert hcl_line_problems(tricky) == []
+
+
+# -- a user task with one of our names --------------------------------------------
+
+CLASH = """\
+job "j" {
+  group "g" {
+    meta {
+      webid_role_arn = "arn:aws:iam::111122223333:role/meta"
+    }
+
+    task "app" {
+      driver = "docker"
+    }
+
+    TASK
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("task", "reason"),
+    [
+        (
+            'task "webid-agent" {\n      driver = "docker"\n    }',
+            "it is not a prestart sidecar",
+        ),
+        (
+            'task "webid-token" {\n      lifecycle {\n        hook = "prestart"\n'
+            '      }\n      env {\n        TOKEN = "x"\n      }\n    }',
+            "its env has no WEBID_TOKEN_FILE",
+        ),
+        (
+            'task "webid-token" {\n      lifecycle {\n        hook    = "prestart"\n'
+            "        sidecar = true\n      }\n    }",
+            "it is not a prestart task (not a sidecar)",
+        ),
+        ('task "webid-agent" { driver = "exec" }', "it is not a prestart sidecar"),
+    ],
+)
+def test_user_task_with_our_name_is_refused(
+    task: str, reason: str, inject: Inject, write_job: WriteJob
+) -> None:
+    path = write_job(CLASH.replace("TASK", task))
+    output = path.with_name("out.hcl")
+    run = inject(path, "-o", output)
+    assert run.code == 2, run.err
+    name = task.split('"')[1]
+    assert f"job.nomad.hcl:11: a task is named {name!r}" in run.err
+    assert reason in run.err
+    assert not output.exists()
+
+
+def test_user_task_with_our_name_in_a_group_left_alone_is_kept(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    text = CLASH.replace("TASK", 'task "webid-agent" {\n      driver = "docker"\n    }')
+    other = '  group "other" {\n    task "x" {}\n  }\n\n  group'
+    text = text.replace("  group", other, 1)
+    run = inject(write_job(text), "--group", "other", "--role-arn", ROLE)
+    assert run.code == 0, run.err
+    assert 'task "webid-agent" {\n      driver = "docker"\n    }' in run.out
+
+
+@pytest.mark.parametrize("driver", ["exec", "raw_exec"])
+def test_our_tasks_are_recognised_whatever_their_settings(
+    driver: str, inject: Inject, write_job: WriteJob
+) -> None:
+    """A re-run with other flags replaces our tasks (config, driver, env)."""
+    text = CLASH.replace("TASK", "")
+    first = _ok(inject(write_job(text), "--driver", driver, "--cpu", "7"))
+    second = _ok(inject(write_job(first, "again.hcl")))
+    assert second == _ok(inject(write_job(text, "fresh.hcl")))

@@ -166,3 +166,104 @@ def test_json_output_from_hcl_needs_nomad(inject: Inject) -> None:
     )
     assert run.code == 1
     assert "127.0.0.1:9 POST /v1/jobs/parse" in run.err
+
+
+# -- a user task with one of our names --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "reason"),
+    [
+        ({"Name": "webid-agent", "Driver": "docker"}, "not a prestart sidecar"),
+        (
+            {"Name": "webid-token", "Lifecycle": {"Hook": "prestart"}, "Env": None},
+            "its env has no WEBID_TOKEN_FILE",
+        ),
+    ],
+)
+def test_user_task_with_our_name_is_refused(
+    task: dict[str, Any], reason: str, inject: Inject, write_job: WriteJob
+) -> None:
+    doc = json.loads((CASES / "n03-api-wrapper.json").read_text())
+    doc["Job"]["TaskGroups"][0]["Tasks"].append(task)
+    run = inject(write_job(json.dumps(doc), "job.json"))
+    assert run.code == 2, run.err
+    assert f"job.json: /Job/TaskGroups/0/Tasks/1: a task is named {task['Name']!r}" in (
+        run.err
+    )
+    assert reason in run.err
+
+
+def test_our_json_tasks_are_recognised_after_a_driver_change(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    case = CASES / "n04-bare-job.json"
+    first = _ok(inject(case, "--role-arn", ROLE, "--driver", "raw_exec"))
+    again = _ok(inject(write_job(first, "once.json"), "--role-arn", ROLE))
+    assert again == _ok(inject(case, "--role-arn", ROLE))
+
+
+# -- wrong types anywhere the injector reads ------------------------------------
+
+ROLE_META = {"webid_role_arn": ROLE}
+
+
+def _bare(**group: Any) -> str:
+    base: dict[str, Any] = {"Name": "g", "Tasks": [{"Name": "t"}], **group}
+    return json.dumps({"ID": "x", "TaskGroups": [base]})
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"ID": "x", "TaskGroups": 5}', "/TaskGroups: TaskGroups must be an array"),
+        ('{"ID": "x", "TaskGroups": [5]}', "/TaskGroups/0: expected an object, got a"),
+        ('{"ID": 5, "TaskGroups": [{"Name": "g"}]}', "/ID: ID must be a string"),
+        ('{"Job": 5}', "/Job: Job must be an object"),
+        (_bare(Name=5), "/TaskGroups/0/Name: Name must be a string, got a number"),
+        (_bare(Tasks=5), "/TaskGroups/0/Tasks: Tasks must be an array, got a"),
+        (_bare(Tasks=[5]), "/TaskGroups/0/Tasks/0: expected an object"),
+        (_bare(Tasks=[{"Name": ["t"]}]), "/Tasks/0/Name: Name must be a string"),
+        (_bare(Tasks=[{}]), "/TaskGroups/0/Tasks/0: task without a Name"),
+        (_bare(Meta=5), "/TaskGroups/0/Meta: Meta must be an object, got a number"),
+        (_bare(Meta={"webid_role_arn": 5}), "/Meta/webid_role_arn: webid_role_arn"),
+        (
+            _bare(Meta={**ROLE_META, "webid_mode": True}),
+            "/Meta/webid_mode: webid_mode must be a string, got a boolean",
+        ),
+        (
+            _bare(Meta=ROLE_META, Tasks=[{"Name": "t", "Env": {"A": 1}}]),
+            "/TaskGroups/0/Tasks/0/Env/A: must be a string, got a number",
+        ),
+        (
+            _bare(Meta=ROLE_META, Tasks=[{"Name": "t", "Templates": 5}]),
+            "/Tasks/0/Templates: Templates must be an array",
+        ),
+        (
+            _bare(Meta=ROLE_META, Tasks=[{"Name": "t", "Templates": [None]}]),
+            "/Tasks/0/Templates/0: expected an object, got null",
+        ),
+        (
+            _bare(Meta={**ROLE_META, "webid_mode": "credentials-endpoint"}, Networks=5),
+            "/TaskGroups/0/Networks: Networks must be an array",
+        ),
+        (
+            _bare(
+                Meta={**ROLE_META, "webid_mode": "credentials-endpoint"},
+                Networks=[{"Mode": 1}],
+            ),
+            "/TaskGroups/0/Networks/0/Mode: Mode must be a string",
+        ),
+        (
+            _bare(Meta=ROLE_META, Tasks=[{"Name": "webid-agent", "Lifecycle": 5}]),
+            "/Tasks/0/Lifecycle: Lifecycle must be an object",
+        ),
+    ],
+)
+def test_wrong_types_exit_2_with_a_pointer(
+    document: str, message: str, inject: Inject, write_job: WriteJob
+) -> None:
+    run = inject(write_job(document, "job.json"))
+    assert run.code == 2, run.err
+    assert message in run.err
+    assert "Traceback" not in run.err

@@ -77,7 +77,7 @@ def test_endpoint_mode_env_of_every_task(
             write_job(job_text(mode=meta)),
             "--session-name",
             "jobs",
-            "--aws-region",
+            "--region",
             "eu-west-1",
             *args,
         )
@@ -221,3 +221,46 @@ def test_bad_mode_flag_is_a_usage_error(inject: Inject, write_job: WriteJob) -> 
     run = inject(write_job(job_text()), "--mode", "imds")
     assert run.code == 2
     assert "--mode" in run.err
+
+
+# -- --region (and its old name, --aws-region) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--region", "eu-west-1"),
+        ("--aws-region", "eu-west-1"),
+        ("--region", "eu-west-1", "--aws-region", "eu-west-1"),
+    ],
+    ids=["region", "old-name", "both-agree"],
+)
+def test_region_and_its_hidden_old_name(
+    args: tuple[str, ...], inject: Inject, write_job: WriteJob
+) -> None:
+    out = _ok(inject(write_job(job_text(network="")), *args))
+    env = _env(_group(out)["app"])
+    assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-west-1",) * 2
+
+
+def test_region_from_webid_region(
+    inject: Inject, write_job: WriteJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBID_REGION", "ap-south-1")
+    out = _ok(inject(write_job(job_text(network=""))))
+    assert _env(_group(out)["app"])["AWS_REGION"] == "ap-south-1"
+
+
+def test_region_and_old_name_disagreeing_exit_2(
+    inject: Inject, write_job: WriteJob
+) -> None:
+    path = write_job(job_text(network=""))
+    run = inject(path, "--region", "eu-west-1", "--aws-region", "us-east-1")
+    assert run.code == 2
+    assert "--aws-region is the old name of --region" in run.err
+
+
+def test_help_shows_region_not_the_old_name(webid: Callable[..., Run]) -> None:
+    run = webid("inject", "nomad", "--help")
+    assert "--region" in run.out
+    assert "--aws-region" not in run.out
