@@ -327,7 +327,7 @@ def start_idp(
     audience: str = DEFAULT_AUDIENCE,
     ttl: int = 300,
     port: int = 0,
-    timeout: float = 30,
+    timeout: float = 60,
 ) -> Idp:
     """Start the local IdP with its files in ``workdir`` and wait until ready.
 

@@ -1,0 +1,67 @@
+"""Where inject commands write: stdout, -o FILE or the input, whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigError, RuntimeFailure
+from agent.output import output_target, write_output
+
+
+@pytest.mark.parametrize(
+    ("source", "output", "in_place", "expected"),
+    [
+        (Path("in.yaml"), None, False, None),
+        (Path("in.yaml"), Path("out.yaml"), False, Path("out.yaml")),
+        (Path("in.yaml"), None, True, Path("in.yaml")),
+        (None, Path("out.yaml"), False, Path("out.yaml")),
+    ],
+)
+def test_output_target(
+    source: Path | None, output: Path | None, in_place: bool, expected: Path | None
+) -> None:
+    assert output_target(source=source, output=output, in_place=in_place) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "output", "message"),
+    [
+        (Path("in.yaml"), Path("out.yaml"), "not both"),
+        (None, None, "needs an input file"),
+    ],
+)
+def test_bad_output_combinations(
+    source: Path | None, output: Path | None, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        output_target(source=source, output=output, in_place=True)
+
+
+def test_unicode_text_is_written_whole_keeping_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "job.hcl"
+    target.write_text("old\n")
+    target.chmod(0o600)
+
+    write_output('NAME = "héllo 🚀"\n', target)
+
+    assert target.read_text(encoding="utf-8") == 'NAME = "héllo 🚀"\n'
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["job.hcl"]  # no temp file left
+
+
+def test_unwritable_target_is_a_runtime_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+
+    with pytest.raises(RuntimeFailure, match="cannot write output") as info:
+        write_output("text\n", blocker / "out.yaml")
+    assert info.value.exit_code == 1
+    assert blocker.read_text() == "x"
+
+
+def test_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    write_output("héllo\n", None)
+
+    assert capsys.readouterr().out == "héllo\n"
