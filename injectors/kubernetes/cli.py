@@ -18,6 +18,7 @@ import click
 
 from agent import (
     ConfigError,
+    UsageError,
     __version__,
     config_default,
     output_options,
@@ -256,6 +257,22 @@ def inject_k8s(
 # -- serve-k8s -------------------------------------------------------------------
 
 
+def _required_path(value: Any, option: str) -> Path:
+    """A required file option's path.
+
+    click's ``required`` does not see through a default read from the
+    ``--config`` file, so the check is here.
+    """
+    if value is None or str(value) == "":
+        name = option.removeprefix("--").replace("-", "_")
+        raise UsageError(
+            f"required: give {option} (or WEBID_{name.upper()}, or {name} in the"
+            " --config file)",
+            where=option,
+        )
+    return Path(value)
+
+
 @click.command("serve-k8s")
 @click.option(
     "--listen",
@@ -276,16 +293,15 @@ def inject_k8s(
     type=click.Path(dir_okay=False, path_type=Path),
     default=config_default("tls_cert_file"),
     envvar="WEBID_TLS_CERT_FILE",
-    required=True,
-    help="Serving certificate (PEM, chain allowed); reloaded when it changes.",
+    help="Serving certificate (PEM, chain allowed); reloaded when it changes."
+    " Required.",
 )
 @click.option(
     "--tls-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=config_default("tls_key_file"),
     envvar="WEBID_TLS_KEY_FILE",
-    required=True,
-    help="Private key of the serving certificate; reloaded with it.",
+    help="Private key of the serving certificate; reloaded with it. Required.",
 )
 @click.option(
     "--tls-min-version",
@@ -347,8 +363,8 @@ def serve_k8s(**options: Any) -> None:
     settings = ServerSettings(
         listen=str(options["listen"]),
         metrics_listen=str(options["metrics_listen"]),
-        cert_file=Path(options["tls_cert_file"]),
-        key_file=Path(options["tls_key_file"]),
+        cert_file=_required_path(options["tls_cert_file"], "--tls-cert-file"),
+        key_file=_required_path(options["tls_key_file"], "--tls-key-file"),
         min_tls=str(options["tls_min_version"]),
         max_body=int(options["max_body_bytes"]),
         timeout=float(options["request_timeout"]),
