@@ -647,6 +647,7 @@ def inject(
 
     # each opted-in service
     shared = _shared(data)
+    fragments: dict[tuple[tuple[str, str], ...], Any] = {}
     for name, service in services.items():
         if name in (FIRST_SERVICE, AGENT_SERVICE):
             continue
@@ -660,18 +661,22 @@ def inject(
             continue
         where = _where(service, EXTENSION, source, f"services.{name}.{EXTENSION}")
         env = _workload_env(str(name), opt_in, top, defaults, where, source)
-        fragment = parser.load(
-            render(
-                "compose",
-                "workload.yaml.j2",
-                {
-                    "env": env.as_env(),
-                    "volume": VOLUME,
-                    "token_dir": TOKEN_DIR,
-                },
-                templates_dir=templates_dir,
+
+        # rendered and parsed once per distinct set of variables (parsing is
+        # most of the cost); each service gets its own copy, never shared
+        # nodes, which would be written out as YAML aliases
+        wanted = env.as_env()
+        key = tuple(wanted.items())
+        if key not in fragments:
+            fragments[key] = parser.load(
+                render(
+                    "compose",
+                    "workload.yaml.j2",
+                    {"env": wanted, "volume": VOLUME, "token_dir": TOKEN_DIR},
+                    templates_dir=templates_dir,
+                )
             )
-        )
+        fragment = copy.deepcopy(fragments[key])
         with _appending(service):
             _merge_env(service, fragment, str(name), result.warnings, shared, source)
             _merge_volume(service, fragment, str(name), shared, source)

@@ -238,7 +238,11 @@ def inject_k8s(
     for warning in result.warnings:
         click.echo(f"webid-agent: warning: {warning}", err=True)
 
-    class _Dumper(yaml.SafeDumper):
+    # libyaml's emitter when PyYAML was built with it (the pure-Python one
+    # otherwise); both write the same YAML, the C one ten times faster
+    base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class _Dumper(base):  # type: ignore[valid-type,misc]
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
