@@ -202,6 +202,11 @@ def inject_k8s(
     (webid-agent.io/inject: "true", role-arn, ...). Injecting twice gives the
     same output as injecting once.
 
+    The output is re-written YAML: every document, field and key order is
+    kept, but comments are dropped, flow style becomes block style and
+    anchors are expanded (unlike 'inject compose', which keeps comments and
+    layout). Keep the commented source; treat the output as generated.
+
     \b
     Example:
       webid-agent inject k8s deploy.yaml --authority https://login.example/t1 \\
