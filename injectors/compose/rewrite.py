@@ -12,6 +12,13 @@ what the templates render and merges it into the user's document:
   first-token service completing (list form converted to map form).
 
 Running it on its own output changes nothing.
+
+Every value read from the user's file is type-checked where it is read; a
+wrong type is an :class:`InputError` whose ``where`` is ``file:line`` and the
+key path (``services.web.environment``). Names are reserved: a service, a
+top-level volume or a secret named like ours is taken over only when it is
+recognisably ours (a service marked ``x-webid-managed``; a volume or secret
+with the keys ours has), else refused.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import CommentMark, MarkedYAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.tokens import CommentToken
 
 from agent import (
@@ -54,6 +62,7 @@ FIRST_SERVICE = "webid-token"
 AGENT_SERVICE = "webid-agent"
 VOLUME = "webid-token"
 SECRETS_DIR = "/run/secrets"
+EXTENSION_KEYS = ("role-arn", "session-name", "region")
 
 
 @dataclass(frozen=True)
@@ -81,13 +90,45 @@ class _Secret:
     option: str
 
 
-def _line(node: Any, key: str, source: str) -> str:
-    """``file:line`` of ``key`` inside a ruamel mapping, or just the file."""
+def _line(node: Any, key: Any, source: str) -> str:
+    """``file:line`` of ``key`` inside a ruamel mapping (or index inside a
+    sequence), or just the file (e.g. for a key merged in with ``<<:``)."""
     try:
-        line, _ = node.lc.key(key)
-    except (AttributeError, KeyError, TypeError):
+        if isinstance(node, CommentedSeq):
+            line, _ = node.lc.item(key)
+        else:
+            line, _ = node.lc.key(key)
+    except (AttributeError, KeyError, TypeError, IndexError):
         return source
     return f"{source}:{line + 1}"
+
+
+def _where(node: Any, key: Any, source: str, path: str) -> str:
+    """``file:line key.path`` of ``key`` inside ``node``."""
+    return f"{_line(node, key, source)} {path}"
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in the words of an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool | ScalarBoolean):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float)
 
 
 def _yaml(indent: int = 2, offset: int = 0) -> YAML:
@@ -129,10 +170,16 @@ def _load(text: str, source: str) -> tuple[CommentedMap, int, int]:
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise InputError(f"not valid YAML: {exc.problem}", where=where) from exc
     if not isinstance(data, CommentedMap):
-        raise InputError("expected a Compose file (a mapping)", where=source)
+        raise InputError(
+            f"expected a Compose file (a mapping), got {_kind(data)}", where=source
+        )
     services = data.get("services")
     if not isinstance(services, CommentedMap) or not services:
-        raise InputError("no services mapping", where=_line(data, "services", source))
+        got = "" if "services" not in data else f", got {_kind(services)}"
+        raise InputError(
+            f"no services mapping{got}",
+            where=_where(data, "services", source, "services"),
+        )
     indent, offset = _guess_indent(text)
     return data, indent, offset
 
@@ -179,8 +226,47 @@ def _sidecar_env(settings: Settings, secrets: list[_Secret]) -> dict[str, str]:
     return spec.env()
 
 
+def _extension(
+    value: Any, *, label: str, path: str, where: str, source: str
+) -> dict[str, Any]:
+    """An ``x-webid`` mapping checked: known keys, text (or null) values."""
+    unknown = [str(k) for k in value if k not in EXTENSION_KEYS]
+    if unknown:
+        raise InputError(
+            f"{label}unknown x-webid key(s): {', '.join(sorted(unknown))}",
+            where=where,
+        )
+    for key, item in value.items():
+        if item is not None and not isinstance(item, str):
+            raise InputError(
+                f"{label}x-webid {key} must be text, got {_kind(item)}",
+                where=_where(value, key, source, f"{path}.{key}"),
+            )
+    return dict(value)
+
+
+def _top_extension(data: CommentedMap, source: str) -> dict[str, Any]:
+    """The top-level ``x-webid`` defaults (a mapping, or absent)."""
+    top = data.get(EXTENSION)
+    if top is None:
+        return {}
+    where = _where(data, EXTENSION, source, EXTENSION)
+    if not isinstance(top, dict):
+        raise InputError(
+            f"the top-level x-webid must be a mapping ({', '.join(EXTENSION_KEYS)}),"
+            f" got {_kind(top)}",
+            where=where,
+        )
+    return _extension(top, label="", path=EXTENSION, where=where, source=source)
+
+
 def _workload_env(
-    name: str, opt_in: Any, top: Any, defaults: Defaults, where: str
+    name: str,
+    opt_in: Any,
+    top: dict[str, Any],
+    defaults: Defaults,
+    where: str,
+    source: str,
 ) -> WorkloadEnv:
     """The AWS variables one service asked for with ``x-webid``."""
     if opt_in is True:
@@ -188,16 +274,16 @@ def _workload_env(
     if not isinstance(opt_in, dict):
         raise InputError(
             f"service {name}: x-webid must be true, false or a mapping"
-            f" (role-arn, session-name, region), got {opt_in!r}",
+            f" ({', '.join(EXTENSION_KEYS)}), got {_kind(opt_in)} {opt_in!r}",
             where=where,
         )
-    unknown = set(opt_in) - {"role-arn", "session-name", "region"}
-    if unknown:
-        raise InputError(
-            f"service {name}: unknown x-webid key(s): {', '.join(sorted(unknown))}",
-            where=where,
-        )
-    top = top if isinstance(top, dict) else {}
+    opt_in = _extension(
+        opt_in,
+        label=f"service {name}: ",
+        path=f"services.{name}.{EXTENSION}",
+        where=where,
+        source=source,
+    )
 
     def pick(key: str, fallback: str | None) -> str | None:
         value = opt_in.get(key, top.get(key, fallback))
@@ -220,13 +306,36 @@ def _workload_env(
     )
 
 
-def _env_names(environment: Any) -> dict[str, object]:
-    """The variables a service sets, from either form of ``environment``."""
+def _env_names(
+    environment: Any, *, source: str, path: str, where: str
+) -> dict[str, object]:
+    """The variables a service sets, from either form of ``environment``.
+
+    Raises InputError for anything Compose would not take: a mapping of
+    scalar values, or a list of ``NAME=value`` / ``NAME`` strings.
+    """
     if isinstance(environment, dict):
+        for key, value in environment.items():
+            if not _scalar(value):
+                raise InputError(
+                    f"an environment value must be text, a number or null,"
+                    f" got {_kind(value)}",
+                    where=_where(environment, key, source, f"{path}.{key}"),
+                )
         return {str(k): v for k, v in environment.items()}
+    if not isinstance(environment, list):
+        raise InputError(
+            f"environment must be a mapping or a list, got {_kind(environment)}",
+            where=where,
+        )
     names: dict[str, object] = {}
-    for item in environment or []:
-        key, _, value = str(item).partition("=")
+    for index, item in enumerate(environment):
+        if not isinstance(item, str):
+            raise InputError(
+                f"an environment entry must be NAME=value text, got {_kind(item)}",
+                where=_where(environment, index, source, f"{path}[{index}]"),
+            )
+        key, _, value = item.partition("=")
         names[key] = value
     return names
 
@@ -272,18 +381,25 @@ def _merge_env(
     service: CommentedMap,
     fragment: CommentedMap,
     name: str,
-    where: str,
     warnings: list[str],
     shared: set[int],
+    source: str,
 ) -> None:
     wanted = {str(k): str(v) for k, v in fragment["environment"].items()}
     environment = _own(service, "environment", shared)
-    merge = merge_env(_env_names(environment), wanted)
+    path = f"services.{name}.environment"
+    at = _where(service, "environment", source, path)
+    present = (
+        {}
+        if environment is None
+        else _env_names(environment, source=source, path=path, where=at)
+    )
+    merge = merge_env(present, wanted)
     differing = {k for k, v in merge.kept.items() if v != wanted[k]}
     warnings.extend(
         line
         for line, key in zip(
-            merge.warnings(f"{where}: service {name}"), merge.kept, strict=True
+            merge.warnings(f"{at}: service {name}"), merge.kept, strict=True
         )
         if key in differing
     )
@@ -296,22 +412,27 @@ def _merge_env(
             if key in merge.added:
                 environment[key] = merge.added[key]
         return
-    if not isinstance(environment, list):
-        raise InputError(
-            f"service {name}: environment must be a mapping or a list", where=where
-        )
     for key, entry in zip(wanted, fragment["environment_list"], strict=True):
         if key in merge.added:
             environment.append(entry)
 
 
-def _volume_target(entry: Any) -> tuple[str | None, str | None]:
+def _volume_target(entry: Any, where: str) -> tuple[str | None, str | None]:
+    """Source and target of a volume entry, short (text) or long (mapping) form."""
     if isinstance(entry, dict):
-        return (
-            str(entry["source"]) if entry.get("source") else None,
-            str(entry.get("target")),
+        for key in ("source", "target"):
+            if not isinstance(entry.get(key), str | None):
+                raise InputError(
+                    f"volume {key} must be text, got {_kind(entry[key])}",
+                    where=f"{where}.{key}",
+                )
+        return entry.get("source") or None, entry.get("target")
+    if not isinstance(entry, str):
+        raise InputError(
+            f"a volume entry must be text or a mapping, got {_kind(entry)}",
+            where=where,
         )
-    parts = str(entry).split(":")
+    parts = entry.split(":")
     if len(parts) == 1:
         return None, parts[0]
     return parts[0], parts[1]
@@ -321,23 +442,28 @@ def _merge_volume(
     service: CommentedMap,
     fragment: CommentedMap,
     name: str,
-    where: str,
     shared: set[int],
+    file: str,
 ) -> None:
     volumes = _own(service, "volumes", shared)
+    path = f"services.{name}.volumes"
     if volumes is None:
         service["volumes"] = volumes = CommentedSeq()
     if not isinstance(volumes, list):
-        raise InputError(f"service {name}: volumes must be a list", where=where)
-    for entry in volumes:
-        source, target = _volume_target(entry)
+        raise InputError(
+            f"service {name}: volumes must be a list, got {_kind(volumes)}",
+            where=_where(service, "volumes", file, path),
+        )
+    for index, entry in enumerate(volumes):
+        at = _where(volumes, index, file, f"{path}[{index}]")
+        source, target = _volume_target(entry, at)
         if target is not None and target.rstrip("/") == TOKEN_DIR:
             if source == VOLUME:
                 return
             raise InputError(
                 f"service {name}: already mounts {source or 'a volume'} at"
                 f" {TOKEN_DIR}, where the token goes",
-                where=where,
+                where=at,
             )
     volumes.append(fragment["volume"])
 
@@ -346,21 +472,30 @@ def _merge_depends_on(
     service: CommentedMap,
     fragment: CommentedMap,
     name: str,
-    where: str,
     shared: set[int],
+    source: str,
 ) -> None:
     depends = _own(service, "depends_on", shared)
+    path = f"services.{name}.depends_on"
     if isinstance(depends, list):
         # the list form means "started"; the map form can say more
         converted = CommentedMap()
-        for other in depends:
-            converted[str(other)] = CommentedMap(condition="service_started")
+        for index, other in enumerate(depends):
+            if not isinstance(other, str):
+                raise InputError(
+                    f"service {name}: a depends_on entry must be a service name,"
+                    f" got {_kind(other)}",
+                    where=_where(depends, index, source, f"{path}[{index}]"),
+                )
+            converted[other] = CommentedMap(condition="service_started")
         service["depends_on"] = depends = converted
     elif depends is None:
         service["depends_on"] = depends = CommentedMap()
     elif not isinstance(depends, dict):
         raise InputError(
-            f"service {name}: depends_on must be a list or a mapping", where=where
+            f"service {name}: depends_on must be a list or a mapping,"
+            f" got {_kind(depends)}",
+            where=_where(service, "depends_on", source, path),
         )
     for other, condition in fragment["depends_on"].items():
         if other not in depends:
@@ -425,6 +560,32 @@ def _appending(node: Any) -> Iterator[None]:
         entry[index].value = entry[index].value.rstrip("\n") + "\n" + trailer
 
 
+def _check_top(data: CommentedMap, key: str, entries: Any, source: str) -> None:
+    """Refuse a top-level block of the wrong type, or a user entry with our name.
+
+    An entry named like ours is ours (and replaced) when it is null or has
+    exactly the keys ours has: a volume ``{}``, a secret ``{file: ...}``.
+    """
+    block = data.get(key)
+    if block is None or not entries:
+        return
+    if not isinstance(block, dict):
+        raise InputError(
+            f"top-level {key} must be a mapping, got {_kind(block)}",
+            where=_where(data, key, source, key),
+        )
+    for name, value in entries.items():
+        if name not in block or block[name] is None:
+            continue
+        mine = block[name]
+        if not isinstance(mine, dict) or set(mine) != set(value):
+            raise InputError(
+                f"a top-level {key[:-1]} named {name} exists and was not added by"
+                " webid-agent; rename it",
+                where=_where(block, name, source, f"{key}.{name}"),
+            )
+
+
 def _merge_top(data: CommentedMap, key: str, entries: CommentedMap) -> None:
     block = data.get(key)
     if block is None:
@@ -447,7 +608,7 @@ def inject(
     """Wire the sidecar into the Compose document ``text`` (read from ``source``)."""
     data, indent, offset = _load(text, source)
     services: CommentedMap = data["services"]
-    top = data.get(EXTENSION)
+    top = _top_extension(data, source)
     result = Result(text="")
 
     # our own services: refuse to take over a name the user uses
@@ -458,7 +619,7 @@ def inject(
         ):
             raise InputError(
                 f"a service named {own} exists and was not added by webid-agent",
-                where=_line(services, own, source),
+                where=_where(services, own, source, f"services.{own}"),
             )
 
     # the sidecar services, volume and secrets
@@ -480,40 +641,52 @@ def inject(
         )
     )
 
+    # top-level volumes and secrets we add to: mappings, our names free
+    _check_top(data, "volumes", added.get("volumes"), source)
+    _check_top(data, "secrets", added.get("secrets"), source)
+
     # each opted-in service
     shared = _shared(data)
+    fragments: dict[tuple[tuple[str, str], ...], Any] = {}
     for name, service in services.items():
         if name in (FIRST_SERVICE, AGENT_SERVICE):
             continue
         if not isinstance(service, CommentedMap):
-            continue
+            raise InputError(
+                f"service {name} must be a mapping, got {_kind(service)}",
+                where=_where(services, name, source, f"services.{name}"),
+            )
         opt_in = service.get(EXTENSION)
         if opt_in is None or opt_in is False:
             continue
-        where = _line(service, EXTENSION, source)
-        env = _workload_env(str(name), opt_in, top, defaults, where)
-        fragment = parser.load(
-            render(
-                "compose",
-                "workload.yaml.j2",
-                {
-                    "env": env.as_env(),
-                    "volume": VOLUME,
-                    "token_dir": TOKEN_DIR,
-                },
-                templates_dir=templates_dir,
+        where = _where(service, EXTENSION, source, f"services.{name}.{EXTENSION}")
+        env = _workload_env(str(name), opt_in, top, defaults, where, source)
+
+        # rendered and parsed once per distinct set of variables (parsing is
+        # most of the cost); each service gets its own copy, never shared
+        # nodes, which would be written out as YAML aliases
+        wanted = env.as_env()
+        key = tuple(wanted.items())
+        if key not in fragments:
+            fragments[key] = parser.load(
+                render(
+                    "compose",
+                    "workload.yaml.j2",
+                    {"env": wanted, "volume": VOLUME, "token_dir": TOKEN_DIR},
+                    templates_dir=templates_dir,
+                )
             )
-        )
+        fragment = copy.deepcopy(fragments[key])
         with _appending(service):
-            _merge_env(service, fragment, str(name), where, result.warnings, shared)
-            _merge_volume(service, fragment, str(name), where, shared)
-            _merge_depends_on(service, fragment, str(name), where, shared)
+            _merge_env(service, fragment, str(name), result.warnings, shared, source)
+            _merge_volume(service, fragment, str(name), shared, source)
+            _merge_depends_on(service, fragment, str(name), shared, source)
         result.services.append(str(name))
     if not result.services:
         raise InputError(
             "no service has an x-webid field; add x-webid: {role-arn: ARN} to the"
             " services that need AWS credentials",
-            where=_line(data, "services", source),
+            where=_where(data, "services", source, "services"),
         )
 
     # merge: our services replace earlier copies in place, others are appended

@@ -18,6 +18,7 @@ import click
 
 from agent import (
     ConfigError,
+    UsageError,
     __version__,
     config_default,
     output_options,
@@ -201,6 +202,11 @@ def inject_k8s(
     (webid-agent.io/inject: "true", role-arn, ...). Injecting twice gives the
     same output as injecting once.
 
+    The output is re-written YAML: every document, field and key order is
+    kept, but comments are dropped, flow style becomes block style and
+    anchors are expanded (unlike 'inject compose', which keeps comments and
+    layout). Keep the commented source; treat the output as generated.
+
     \b
     Example:
       webid-agent inject k8s deploy.yaml --authority https://login.example/t1 \\
@@ -237,7 +243,11 @@ def inject_k8s(
     for warning in result.warnings:
         click.echo(f"webid-agent: warning: {warning}", err=True)
 
-    class _Dumper(yaml.SafeDumper):
+    # libyaml's emitter when PyYAML was built with it (the pure-Python one
+    # otherwise); both write the same YAML, the C one ten times faster
+    base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class _Dumper(base):  # type: ignore[valid-type,misc]
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
@@ -254,6 +264,22 @@ def inject_k8s(
 
 
 # -- serve-k8s -------------------------------------------------------------------
+
+
+def _required_path(value: Any, option: str) -> Path:
+    """A required file option's path.
+
+    click's ``required`` does not see through a default read from the
+    ``--config`` file, so the check is here.
+    """
+    if value is None or str(value) == "":
+        name = option.removeprefix("--").replace("-", "_")
+        raise UsageError(
+            f"required: give {option} (or WEBID_{name.upper()}, or {name} in the"
+            " --config file)",
+            where=option,
+        )
+    return Path(value)
 
 
 @click.command("serve-k8s")
@@ -276,16 +302,15 @@ def inject_k8s(
     type=click.Path(dir_okay=False, path_type=Path),
     default=config_default("tls_cert_file"),
     envvar="WEBID_TLS_CERT_FILE",
-    required=True,
-    help="Serving certificate (PEM, chain allowed); reloaded when it changes.",
+    help="Serving certificate (PEM, chain allowed); reloaded when it changes."
+    " Required.",
 )
 @click.option(
     "--tls-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=config_default("tls_key_file"),
     envvar="WEBID_TLS_KEY_FILE",
-    required=True,
-    help="Private key of the serving certificate; reloaded with it.",
+    help="Private key of the serving certificate; reloaded with it. Required.",
 )
 @click.option(
     "--tls-min-version",
@@ -347,8 +372,8 @@ def serve_k8s(**options: Any) -> None:
     settings = ServerSettings(
         listen=str(options["listen"]),
         metrics_listen=str(options["metrics_listen"]),
-        cert_file=Path(options["tls_cert_file"]),
-        key_file=Path(options["tls_key_file"]),
+        cert_file=_required_path(options["tls_cert_file"], "--tls-cert-file"),
+        key_file=_required_path(options["tls_key_file"], "--tls-key-file"),
         min_tls=str(options["tls_min_version"]),
         max_body=int(options["max_body_bytes"]),
         timeout=float(options["request_timeout"]),

@@ -11,6 +11,13 @@ the token folder, a volume name, a container name). A second admission of a
 patched pod therefore adds only what a later webhook's new containers lack,
 with or without the ``webid-agent.io/injected`` marker.
 
+Names are reserved: a container named like one of ours (``webid-init``,
+``webid-agent``) or a volume named like one of ours (``webid-token``,
+``webid-client``, ``webid-ca``) counts as present only when it is recognisably
+ours (see :func:`_check_reserved`); anything else with such a name is refused,
+because skipping it would leave the pod without credentials while marking it
+injected.
+
 Ops are ordered so indices stay right when applied in sequence: edits of
 existing containers first (original indices), then volumes, then the new
 init containers inserted at the front, then the sidecar, then the marker.
@@ -132,6 +139,94 @@ def _container_names(items: list[Any] | None, pointer: str) -> list[str]:
     return names
 
 
+def _image_name(image: Any) -> str:
+    """The repository's last path segment: no registry, folder, tag or digest."""
+    if not isinstance(image, str):
+        return ""
+    return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def _is_agent_container(
+    container: Mapping[str, Any], piece: Mapping[str, Any], frag: Fragments
+) -> bool:
+    """Whether ``container`` is the agent container ``piece`` from an injection.
+
+    Ours means all three of: the same image repository name (registry and tag
+    may differ: an earlier injection may have used another version), the same
+    first argument (the agent's subcommand, ``token`` or ``run``) and the token
+    volume mounted at the token folder.
+    """
+    args = container.get("args")
+    wanted = piece.get("args")
+    if not isinstance(args, list) or not args or not isinstance(wanted, list):
+        return False
+    mounts = container.get("volumeMounts")
+    token = (frag.token_volume["name"], frag.workload_mount["mountPath"])
+    return (
+        _image_name(container.get("image")) == _image_name(piece.get("image"))
+        and bool(wanted)
+        and args[0] == wanted[0]
+        and isinstance(mounts, list)
+        and any(
+            isinstance(m, dict) and (m.get("name"), m.get("mountPath")) == token
+            for m in mounts
+        )
+    )
+
+
+def _check_reserved(
+    inits: list[Any] | None,
+    containers: list[Any],
+    volumes: list[Any] | None,
+    frag: Fragments,
+) -> None:
+    """Refuse user containers and volumes that carry one of our names.
+
+    The init container is ours only among ``initContainers``; the sidecar in
+    either list (plain or native). A volume with one of our names is ours when
+    it has the same kind of source as the one we render (``emptyDir``,
+    ``secret``, ``configMap``, or whatever an overriding template makes).
+    """
+    # containers: image, subcommand and token mount must be ours
+    pieces = {frag.init_container["name"]: frag.init_container}
+    pieces[frag.sidecar["name"]] = frag.sidecar
+    roles = {frag.init_container["name"]: "token init container"}
+    roles[frag.sidecar["name"]] = "refresh sidecar"
+    for key, items in (("initContainers", inits), ("containers", containers)):
+        for index, container in enumerate(items or ()):
+            name = container["name"]
+            piece = pieces.get(name)
+            if piece is None:
+                continue
+            placed = key == "initContainers" or piece is frag.sidecar
+            if placed and _is_agent_container(container, piece, frag):
+                continue
+            wanted = piece.get("args") or [""]
+            raise InputError(
+                f"container {name!r} has the reserved name of webid-agent's"
+                f" {roles[name]} but is not one (that has image"
+                f" .../{_image_name(piece.get('image'))}, args starting with"
+                f" {wanted[0]!r} and volume {frag.token_volume['name']!r} mounted"
+                f" at {frag.workload_mount['mountPath']}); rename the container",
+                where=f"/spec/{key}/{index}/name",
+            )
+
+    # volumes: the source kind must be the one we render
+    ours = {v["name"]: v for v in (frag.token_volume, *frag.agent_volumes)}
+    for index, volume in enumerate(volumes or ()):
+        piece = ours.get(volume.get("name"))
+        if piece is None:
+            continue
+        kind = sorted(set(piece) - {"name"})
+        if sorted(k for k in volume if k != "name") != kind:
+            raise InputError(
+                f"volume {volume['name']!r} has a name reserved by webid-agent"
+                f" but is not its volume (that is a {', '.join(kind)} volume);"
+                " rename the volume",
+                where=f"/spec/volumes/{index}/name",
+            )
+
+
 def _native(
     config: InjectorConfig, options: PodOptions, inits: list[Any] | None
 ) -> bool:
@@ -228,6 +323,7 @@ def plan_pod(
         native=_native(config, options, inits),
         fs_group=security.get("fsGroup") is not None,
     )
+    _check_reserved(inits, containers, volumes, frag)
     init_name = frag.init_container["name"]
     sidecar_name = frag.sidecar["name"]
     ours = {init_name, sidecar_name}

@@ -83,6 +83,12 @@ def parse_address(value: str, *, where: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
 
 
+def _listen_failure(exc: OSError, address: str, option: str) -> RuntimeFailure:
+    """The one-line error for a socket that cannot be bound."""
+    reason = exc.strerror or str(exc)
+    return RuntimeFailure(f"cannot listen on {address}: {reason}", where=option)
+
+
 class WebhookMetrics:
     """Prometheus metrics of the webhook, on a registry of its own."""
 
@@ -164,6 +170,17 @@ class CertificateStore:
             ssl.TLSVersion.TLSv1_3 if self.min_tls == "1.3" else ssl.TLSVersion.TLSv1_2
         )
         context.set_alpn_protocols(["http/1.1"])
+        files = (("certificate", "cert", self.cert_file), ("key", "key", self.key_file))
+        for what, option, path in files:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the serving {what} (--tls-{option}-file):"
+                    f" {exc.strerror}",
+                    where=str(path),
+                ) from exc
         try:
             context.load_cert_chain(str(self.cert_file), str(self.key_file))
         except (OSError, ssl.SSLError) as exc:
@@ -436,20 +453,28 @@ class WebhookServer:
             )
         self.reviewer = Reviewer(config, defaults=self._defaults)
 
-        # sockets: bound now so a taken port fails at start-up
+        # sockets: bound now so a taken port fails at start-up, naming it
+        address = parse_address(settings.listen, where="--listen")
+        metrics_address = parse_address(
+            settings.metrics_listen, where="--metrics-listen"
+        )
         try:
             self._https = _AdmissionServer(
-                parse_address(settings.listen, where="--listen"),
+                address,
                 settings=settings,
                 certificates=self.certificates,
                 reviewer=self.reviewer,
                 metrics=self.metrics,
             )
-            self._http = _MetricsServer(
-                parse_address(settings.metrics_listen, where="--metrics-listen"), self
-            )
         except OSError as exc:
-            raise RuntimeFailure(f"cannot listen: {exc.strerror}") from exc
+            raise _listen_failure(exc, settings.listen, "--listen") from exc
+        try:
+            self._http = _MetricsServer(metrics_address, self)
+        except OSError as exc:
+            self._https.server_close()
+            raise _listen_failure(
+                exc, settings.metrics_listen, "--metrics-listen"
+            ) from exc
         self._threads: list[threading.Thread] = []
 
     def _defaults(self) -> PodDefaults | None:

@@ -145,7 +145,8 @@ def test_a_service_keeps_its_own_variable_and_we_say_so(
     env = load(result.stdout)["services"]["api"]["environment"]
     assert env["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/kept"
     assert re.search(
-        r"warning: .*docker-compose.yml:\d+: service api: keeps its own AWS_ROLE_ARN",
+        r"warning: .*docker-compose.yml:\d+ services.api.environment: service api:"
+        r" keeps its own AWS_ROLE_ARN",
         result.stderr,
     )
 
@@ -179,43 +180,62 @@ def test_x_webid_true_takes_the_role_from_the_command_line(
 
 
 BAD = [
-    ("services:\n  app:\n    image: a\n", "no service has an x-webid", 1),
-    ("services:\n  app:\n    x-webid: true\n", "no role", 3),
-    ("services:\n  app:\n    x-webid: {role-arn: nope}\n", "not a role ARN", 3),
-    ("services:\n  app:\n    x-webid: yes please\n", "must be true, false", 3),
+    ("services:\n  app:\n    image: a\n", "no service has an x-webid", 1, "services"),
+    ("services:\n  app:\n    x-webid: true\n", "no role", 3, "services.app.x-webid"),
+    (
+        "services:\n  app:\n    x-webid: {role-arn: nope}\n",
+        "not a role ARN",
+        3,
+        "services.app.x-webid",
+    ),
+    (
+        "services:\n  app:\n    x-webid: yes please\n",
+        "must be true, false",
+        3,
+        "services.app.x-webid",
+    ),
     (
         "services:\n  app:\n    x-webid: {role-arn: x, rolearn: y}\n",
         "unknown x-webid key(s): rolearn",
         3,
+        "services.app.x-webid",
     ),
     (
         "services:\n  webid-agent:\n    image: mine\n  app:\n"
         "    x-webid: {role-arn: 'arn:aws:iam::111122223333:role/a'}\n",
         "not added by webid-agent",
         2,
+        "services.webid-agent",
     ),
     (
         "services:\n  app:\n    volumes: ['mine:/var/run/secrets/webid']\n"
         "    x-webid: {role-arn: 'arn:aws:iam::111122223333:role/a'}\n",
         "already mounts mine at /var/run/secrets/webid",
-        4,
+        3,
+        "services.app.volumes[0]",
     ),
-    ("services:\n  app: [\n", "not valid YAML", 3),
-    ("- just\n- a list\n", "expected a Compose file", None),
-    ("version: '3'\n", "no services mapping", None),
+    ("services:\n  app: [\n", "not valid YAML", 3, ""),
+    ("- just\n- a list\n", "expected a Compose file", None, ""),
+    ("version: '3'\n", "no services mapping", None, "services"),
 ]
 
 
-@pytest.mark.parametrize(("content", "message", "line"), BAD)
+@pytest.mark.parametrize(("content", "message", "line", "key"), BAD)
 def test_bad_input_is_named_with_its_line(
-    run_cli: RunCli, project: Path, content: str, message: str, line: int | None
+    run_cli: RunCli,
+    project: Path,
+    content: str,
+    message: str,
+    line: int | None,
+    key: str,
 ) -> None:
     path = project / "bad.yml"
     path.write_text(content)
     result = run_cli("inject", "compose", str(path), *IDP_OPTIONS)
     assert result.exit_code == 2
     assert message in result.stderr
-    where = f"{path}:{line}:" if line else f"{path}:"
+    where = f"{path}:{line}" if line else f"{path}"
+    where += f" {key}:" if key else ":"
     assert where in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -1,4 +1,10 @@
-"""Generated pods: the patch always applies, always validates, and is idempotent."""
+"""Generated pods: the patch always applies, always validates, and is idempotent.
+
+Containers and volumes with webid-agent's reserved names are generated both as
+left by an earlier injection (image, subcommand and token mount of ours; a
+volume of our kind) and as the user's own; a pod holding one of the user's own
+is refused, naming it, and any other pod is patched.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import TOKEN_DIR
+from agent import TOKEN_DIR, InputError
 from injectors.kubernetes.options import InjectorConfig
 from injectors.kubernetes.patch import plan_pod
 
@@ -23,6 +30,9 @@ ENV_NAMES = [
 ]
 MODES = [None, "web-identity", "credentials-endpoint"]
 VOLUMES = ["data", "cache", "webid-token", "webid-client"]
+RESERVED = {"webid-init": "token", "webid-agent": "run"}
+# the kind of source each reserved volume has when it is ours
+VOLUME_KINDS = {"webid-token": "emptyDir", "webid-client": "secret"}
 PATHS = ["/data", "/cache", TOKEN_DIR, "/var/run/secrets", "/tmp/x"]
 SETTINGS = [
     InjectorConfig(authority="https://idp.example/t1"),
@@ -38,6 +48,15 @@ def containers(draw: st.DrawFn, names: list[str], volumes: list[str]) -> list[An
     result = []
     for name in names:
         container: dict[str, Any] = {"name": name, "image": f"registry.example/{name}"}
+        if name in RESERVED and draw(st.booleans()):
+            # left by an earlier injection (registry and tag of another version)
+            container["image"] = "registry.example/webid-agent:0.0.9"
+            container["args"] = [RESERVED[name]]
+            container["volumeMounts"] = [
+                {"name": "webid-token", "mountPath": TOKEN_DIR}
+            ]
+            result.append(container)
+            continue
         env_names = draw(st.lists(st.sampled_from(ENV_NAMES), unique=True))
         env_style = draw(st.sampled_from(["missing", "null", "list"]))
         if env_style == "null":
@@ -75,7 +94,14 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     elif draw(st.booleans()):
         spec["initContainers"] = None
     if volumes:
-        spec["volumes"] = [{"name": v, "emptyDir": {}} for v in volumes]
+        kinds = [
+            VOLUME_KINDS[v] if v in VOLUME_KINDS and draw(st.booleans()) else "emptyDir"
+            for v in volumes
+        ]
+        spec["volumes"] = [
+            {"name": v, kind: {"secretName": "s"} if kind == "secret" else {}}
+            for v, kind in zip(volumes, kinds, strict=True)
+        ]
     if draw(st.booleans()):
         spec["securityContext"] = {"fsGroup": draw(st.integers(1, 65535))}
     annotations = {
@@ -96,8 +122,36 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
+def _foreign(pod: dict[str, Any]) -> list[str]:
+    """Pointers to the name of every reserved-name container or volume not ours."""
+    spec = pod["spec"]
+    found = []
+    for key in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(key) or []):
+            name = container["name"]
+            if name not in RESERVED:
+                continue
+            ours = container.get("args") == [RESERVED[name]]
+            placed = key == "initContainers" or name == "webid-agent"
+            if not (ours and placed):
+                found.append(f"/spec/{key}/{index}/name")
+    for index, volume in enumerate(spec.get("volumes") or []):
+        kind = VOLUME_KINDS.get(volume["name"])
+        if kind is not None and kind not in volume:
+            found.append(f"/spec/volumes/{index}/name")
+    return found
+
+
+def _named(pod: dict[str, Any], pointer: str) -> str:
+    """The name at a ``/spec/LIST/N/name`` pointer."""
+    _, _, key, index, _ = pointer.split("/")
+    name = pod["spec"][key][int(index)]["name"]
+    assert isinstance(name, str)
+    return name
+
+
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -109,6 +163,13 @@ def test_patch_applies_validates_and_is_idempotent(
     validate_pod: Callable[..., None],
 ) -> None:
     config = SETTINGS[which]
+    foreign = _foreign(pod)
+    if foreign:
+        with pytest.raises(InputError) as refused:
+            plan_pod(pod, config=config)
+        assert refused.value.where in foreign
+        assert repr(_named(pod, refused.value.where)) in refused.value.message
+        return
     first = plan_pod(pod, config=config)
     assert first.patch_json() == json.dumps(first.ops, separators=(",", ":"))
     patched = apply_ops(pod, first.ops)

@@ -323,3 +323,82 @@ def test_serve_k8s_command_end_to_end(
     assert decisions and decisions[0]["namespace"] == "legacy"
     assert decisions[0]["pod"] == "report-"
     assert decisions[0]["decision"] == "injected"
+
+
+def _serve(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "serve-k8s", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("drop", "option"),
+    [("cert", "--tls-cert-file"), ("key", "--tls-key-file")],
+)
+def test_serve_k8s_without_a_tls_file_is_a_usage_error(
+    drop: str, option: str, tls_files: Any
+) -> None:
+    files = {"cert": tls_files.cert_file, "key": tls_files.key_file}
+    args = ["--authority", "https://idp.example/t1", "--listen", "127.0.0.1:0"]
+    for name, path in files.items():
+        if name != drop:
+            args += [f"--tls-{name}-file", str(path)]
+    proc = _serve(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert option in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("which", ["cert", "key"])
+def test_serve_k8s_names_an_unreadable_tls_file(
+    which: str, tls_files: Any, tmp_path: Path
+) -> None:
+    files = {"cert": tls_files.cert_file, "key": tls_files.key_file}
+    files[which] = tmp_path / "gone" / f"{which}.pem"
+    proc = _serve(
+        "--authority",
+        "https://idp.example/t1",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--tls-cert-file",
+        str(files["cert"]),
+        "--tls-key-file",
+        str(files["key"]),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert str(files[which]) in proc.stderr
+    assert f"--tls-{which}-file" in proc.stderr
+
+
+@pytest.mark.parametrize("busy", ["--listen", "--metrics-listen"])
+def test_serve_k8s_names_an_address_in_use(busy: str, tls_files: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        listen = {"--listen": "127.0.0.1:0", "--metrics-listen": "127.0.0.1:0"}
+        listen[busy] = address
+        proc = _serve(
+            "--authority",
+            "https://idp.example/t1",
+            *(item for pair in listen.items() for item in pair),
+            "--tls-cert-file",
+            str(tls_files.cert_file),
+            "--tls-key-file",
+            str(tls_files.key_file),
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"cannot listen on {address}" in proc.stderr
+    assert busy in proc.stderr
