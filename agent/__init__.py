@@ -65,6 +65,7 @@ _EXPORTS = {
     "config_default": "agent.config",
     "engine_options": "agent.config",
     "idp_options": "agent.config",
+    "table_options": "agent.config",
     "settings_from_options": "agent.config",
     "Token": "agent.claims",
     "TokenEngine": "agent.engine",
@@ -120,6 +121,7 @@ __all__ = [
     "config_default",
     "engine_options",
     "idp_options",
+    "table_options",
     "settings_from_options",
     "Token",
     "TokenEngine",
@@ -138,6 +140,7 @@ if TYPE_CHECKING:
         engine_options,
         idp_options,
         settings_from_options,
+        table_options,
     )
     from agent.contract import (
         ANNOTATION_PREFIX,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -32,6 +32,7 @@ __all__ = [
     "Settings",
     "engine_options",
     "idp_options",
+    "table_options",
     "load_config_file",
     "settings_from_options",
 ]
@@ -251,7 +252,9 @@ def _check_ca_bundle(path: Path) -> None:
 
 # -- click options ----------------------------------------------------------
 
-_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+OptionTable = Sequence[tuple[str | tuple[str, ...], dict[str, Any]]]
+
+_OPTIONS: OptionTable = [
     (("--provider",), {"type": click.Choice(PROVIDERS), "help": "IdP kind."}),
     (("--authority",), {"help": "Entra authority or OIDC issuer URL (https)."}),
     (("--tenant-id",), {"help": "Entra tenant, appended to the authority."}),
@@ -361,20 +364,33 @@ def config_default(name: str, fallback: Any = None) -> Callable[[], Any]:
 LOCAL_OPTION_NAMES = ("token_file", "file_mode", "file_owner", "listen")
 
 
-def _add_options(func: F, *, skip: tuple[str, ...]) -> F:
-    for decls, attrs in reversed(_OPTIONS):
-        name = decls[0].lstrip("-").replace("-", "_")
-        if name in skip:
-            continue
-        fallback = () if attrs.get("multiple") else None
-        func = click.option(
-            *decls,
-            envvar=f"WEBID_{name.upper()}",
-            show_envvar=True,
-            default=config_default(name, fallback),
-            **attrs,
-        )(func)
-    return func
+def table_options(
+    table: OptionTable, *, skip: tuple[str, ...] = ()
+) -> Callable[[F], F]:
+    """A decorator adding each option of ``table`` the webid-agent way.
+
+    Each option reads ``WEBID_<NAME>`` from the environment, then the same key
+    from the ``--config`` file; ``table`` rows are (declaration(s), click
+    keyword arguments). Injectors use this for their own option tables.
+    """
+
+    def decorate(func: F) -> F:
+        for decls, attrs in reversed(table):
+            names = (decls,) if isinstance(decls, str) else decls
+            name = names[0].lstrip("-").replace("-", "_")
+            if name in skip:
+                continue
+            fallback = () if attrs.get("multiple") else None
+            func = click.option(
+                *names,
+                envvar=f"WEBID_{name.upper()}",
+                show_envvar=True,
+                default=config_default(name, fallback),
+                **attrs,
+            )(func)
+        return func
+
+    return decorate
 
 
 def engine_options(func: F) -> F:
@@ -382,7 +398,7 @@ def engine_options(func: F) -> F:
 
     Each reads ``WEBID_<NAME>`` from the environment, then the config file.
     """
-    return _add_options(func, skip=())
+    return table_options(_OPTIONS)(func)
 
 
 def idp_options(func: F) -> F:
@@ -390,7 +406,7 @@ def idp_options(func: F) -> F:
 
     For injectors, which place the token and the health port themselves.
     """
-    return _add_options(func, skip=LOCAL_OPTION_NAMES)
+    return table_options(_OPTIONS, skip=LOCAL_OPTION_NAMES)(func)
 
 
 def _path(value: Any) -> Path | None:

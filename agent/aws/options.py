@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.aws.sts import DEFAULT_DURATION, DEFAULT_SESSION_NAME
-from agent.config import config_default
+from agent.config import table_options
 from agent.contract import ROLE_ARN_PATTERN
 from agent.errors import ConfigError
 
@@ -132,16 +132,7 @@ class StsSettings:
 
 def sts_options(func: F) -> F:
     """Decorate a click command with the STS options."""
-    for decl, attrs in reversed(_OPTIONS):
-        name = decl.lstrip("-").replace("-", "_")
-        func = click.option(
-            decl,
-            envvar=f"WEBID_{name.upper()}",
-            show_envvar=True,
-            default=config_default(name),
-            **attrs,
-        )(func)
-    return func
+    return table_options(_OPTIONS)(func)
 
 
 def sts_settings_from_options(options: MutableMapping[str, Any]) -> StsSettings:

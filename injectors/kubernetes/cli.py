@@ -23,6 +23,7 @@ from agent import (
     config_default,
     output_options,
     output_target,
+    table_options,
     write_output,
 )
 from injectors.kubernetes.options import (
@@ -127,16 +128,7 @@ def _option_name(decl: str) -> str:
 
 def injection_options(func: F) -> F:
     """Add the shared injection options (env ``WEBID_<NAME>``, config file)."""
-    for decl, attrs in reversed(_INJECTION_OPTIONS):
-        name = _option_name(decl)
-        func = click.option(
-            decl,
-            envvar=f"WEBID_{name.upper()}",
-            show_envvar=True,
-            default=config_default(name),
-            **attrs,
-        )(func)
-    return func
+    return table_options(_INJECTION_OPTIONS)(func)
 
 
 def config_from_options(options: dict[str, Any]) -> InjectorConfig:
