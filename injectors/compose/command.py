@@ -60,6 +60,13 @@ log = logging.getLogger(__name__)
     help="Seconds the first-token service may take before the stack fails.",
 )
 @click.option(
+    "--agent-user",
+    metavar="UID:GID",
+    help="User the agent services run as [the owner of the credential files]."
+    " Compose mounts file secrets with their host owner and mode, so the agent"
+    " must be that owner to read a private (0600) secret.",
+)
+@click.option(
     "--templates",
     "templates_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -74,6 +81,7 @@ def inject_compose(
     region: str | None,
     image: str,
     deadline: int,
+    agent_user: str | None,
     templates_dir: Path | None,
     output: Path | None,
     in_place: bool,
@@ -125,6 +133,7 @@ def inject_compose(
         defaults=Defaults(role_arn=role_arn, session_name=session_name, region=region),
         image=image,
         deadline=deadline,
+        agent_user=agent_user,
         templates_dir=templates_dir,
     )
     for warning in result.warnings:

@@ -44,6 +44,7 @@ from agent import (
     ROLE_ARN_PATTERN,
     TOKEN_DIR,
     TOKEN_PATH,
+    ConfigError,
     InputError,
     Settings,
     SidecarSpec,
@@ -188,6 +189,43 @@ def _relative(path: Path, base_dir: Path) -> str:
     """A path as Compose reads it: relative to the project folder."""
     relative = os.path.relpath(path.resolve(), base_dir)
     return relative if relative.startswith("..") else f"./{relative}"
+
+
+# The agent image's own user; used when no credential file tells a better one.
+IMAGE_USER = (10001, 10001)
+
+
+def _load_rendered(parser: Any, name: str, text: str) -> Any:
+    """Parse what a template rendered; a broken (user) template is named."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return parser.load(text)
+    except YAMLError as exc:
+        raise ConfigError(
+            f"rendered template is not valid YAML: {exc}".splitlines()[0],
+            where=f"template compose/{name}",
+        ) from exc
+
+
+def _agent_user(value: str | None, settings: Settings) -> tuple[int, int]:
+    """Who the agent services run as: --agent-user, or the credentials' owner.
+
+    Compose bind-mounts a file secret with its host owner and mode, so a
+    private (0600) secret is readable in the container only by its owner.
+    """
+    if value:
+        uid, sep, gid = value.partition(":")
+        if not (uid.isdigit() and (not sep or gid.isdigit())):
+            raise ConfigError(
+                f"expected numeric UID:GID, got {value!r}", where="--agent-user"
+            )
+        return int(uid), int(gid or uid)
+    for path in (settings.client_secret_file, settings.client_key_file):
+        if path is not None and path.exists():
+            info = path.stat()
+            return info.st_uid, info.st_gid
+    return IMAGE_USER
 
 
 def _secrets(settings: Settings, base_dir: Path) -> list[_Secret]:
@@ -603,6 +641,7 @@ def inject(
     defaults: Defaults,
     image: str,
     deadline: int,
+    agent_user: str | None = None,
     templates_dir: Path | None = None,
 ) -> Result:
     """Wire the sidecar into the Compose document ``text`` (read from ``source``)."""
@@ -624,8 +663,11 @@ def inject(
 
     # the sidecar services, volume and secrets
     secrets = _secrets(settings, base_dir)
+    uid, gid = _agent_user(agent_user, settings)
     parser = _yaml()
-    added = parser.load(
+    added = _load_rendered(
+        parser,
+        "services.yaml.j2",
         render(
             "compose",
             "services.yaml.j2",
@@ -636,9 +678,11 @@ def inject(
                 "secrets": [{"name": s.name, "file": s.file} for s in secrets],
                 "volume": VOLUME,
                 "token_dir": TOKEN_DIR,
+                "uid": uid,
+                "gid": gid,
             },
             templates_dir=templates_dir,
-        )
+        ),
     )
 
     # top-level volumes and secrets we add to: mappings, our names free
@@ -668,13 +712,15 @@ def inject(
         wanted = env.as_env()
         key = tuple(wanted.items())
         if key not in fragments:
-            fragments[key] = parser.load(
+            fragments[key] = _load_rendered(
+                parser,
+                "workload.yaml.j2",
                 render(
                     "compose",
                     "workload.yaml.j2",
                     {"env": wanted, "volume": VOLUME, "token_dir": TOKEN_DIR},
                     templates_dir=templates_dir,
-                )
+                ),
             )
         fragment = copy.deepcopy(fragments[key])
         with _appending(service):

@@ -41,7 +41,8 @@ def load(text: str) -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("case", CASES)
 def test_golden(run_cli: RunCli, project: Path, case: str) -> None:
-    out = inject(run_cli, copy_case(case, project))
+    # an explicit user keeps the goldens independent of who owns the test files
+    out = inject(run_cli, copy_case(case, project), "--agent-user", "10001:10001")
     expected = DATA / f"{case}.expected.yml"
     if os.environ.get("UPDATE_GOLDEN"):
         expected.write_text(out)
@@ -342,3 +343,27 @@ def test_generated_files_inject_idempotently(
             {e.split("=", 1)[0] for e in env} if isinstance(env, list) else set(env)
         )
         assert ("AWS_WEB_IDENTITY_TOKEN_FILE" in names_set) == opt
+
+
+def test_agent_runs_as_the_owner_of_the_secret_by_default(
+    run_cli: RunCli, project: Path
+) -> None:
+    out = load(inject(run_cli, copy_case("mixed", project)))
+
+    owner = f"{os.getuid()}:{os.getgid()}"
+    for name in ("webid-token", "webid-agent"):
+        assert out["services"][name]["user"] == owner
+    options = out["volumes"]["webid-token"]["driver_opts"]
+    assert options["type"] == "tmpfs"
+    assert f"uid={os.getuid()},gid={os.getgid()}," in options["o"]
+
+
+@pytest.mark.parametrize("value", ["root", "1000:staff", ":5", "-1"])
+def test_bad_agent_user(run_cli: RunCli, project: Path, value: str) -> None:
+    result = run_cli(
+        "inject", "compose", str(copy_case("mixed", project)), *IDP_OPTIONS,
+        "--agent-user", value,
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "--agent-user" in result.stderr
