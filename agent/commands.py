@@ -20,7 +20,13 @@ from typing import Any, TypeVar
 import click
 
 from agent.aws.options import sts_options, sts_settings_from_options
-from agent.config import Settings, config_default, engine_options, settings_from_options
+from agent.config import (
+    Settings,
+    config_default,
+    engine_options,
+    finite,
+    settings_from_options,
+)
 from agent.engine import Stopped, TokenEngine
 from agent.errors import ConfigError, IdpUnavailable, RuntimeFailure
 from agent.server import HealthServer
@@ -155,7 +161,8 @@ def _default_auth_token_file(settings: Settings) -> Path:
 @engine_options
 @click.option(
     "--deadline",
-    type=float,
+    type=click.FloatRange(1, 86400),
+    callback=finite,
     default=60.0,
     show_default=True,
     envvar="WEBID_DEADLINE",

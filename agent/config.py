@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_META_KEY",
     "ENGINE_OPTION_NAMES",
     "config_default",
+    "finite",
     "PROVIDERS",
     "Secret",
     "Settings",
@@ -222,18 +223,75 @@ class Settings:
                 )
         if self.ca_bundle is not None:
             _check_ca_bundle(self.ca_bundle)
-        for option, value, low in (
-            ("--timeout", self.timeout, 0.1),
-            ("--min-remaining", self.min_remaining, 0.0),
+        for option, value, low, high in (
+            ("--timeout", self.timeout, 0.1, 300.0),
+            ("--min-remaining", self.min_remaining, 0.0, 86400.0),
         ):
-            if not value >= low:
-                raise ConfigError(f"must be at least {low}, got {value}", where=option)
+            if not low <= value <= high:  # also refuses nan and inf
+                raise ConfigError(
+                    f"must be between {low} and {high}, got {value}", where=option
+                )
+        if self.file_mode & ~0o777 or self.file_mode & 0o002:
+            raise ConfigError(
+                f"{self.file_mode:04o} is not allowed: permission bits only, and"
+                " never writable by others",
+                where="--file-mode",
+            )
+        for option, ident in (
+            ("--file-owner", self.file_uid),
+            ("--file-owner", self.file_gid),
+        ):
+            if ident is not None and not 0 <= ident < 2**32 - 1:
+                raise ConfigError(f"no such id: {ident}", where=option)
+        if self.client_secret_file and self.client_secret_env:
+            raise ConfigError(
+                "give the secret once: a file or a variable, not both",
+                where="--client-secret-file/--client-secret-env",
+            )
+        if self.uses_certificate and (
+            self.client_secret_file or self.client_secret_env
+        ):
+            raise ConfigError(
+                "give a secret or a certificate, not both",
+                where="--client-secret-file/--client-cert-file",
+            )
+        reserved = {key for key, _ in self.extra_params} & RESERVED_PARAMS
+        if reserved:
+            raise ConfigError(
+                f"{sorted(reserved)[0]!r} is set by webid-agent itself"
+                " (credentials never go on the command line)",
+                where="--extra-param",
+            )
+        _check_url(self.authority, "--authority")
         if self.provider == "entra" and not (self.scopes or self.audience):
             raise ConfigError(
                 "entra needs --scope or --audience (e.g. api://my-app/.default)",
                 where="--scope",
             )
         return self
+
+
+# Token request parameters webid-agent sets itself; --extra-param cannot.
+RESERVED_PARAMS = {
+    "client_assertion",
+    "client_assertion_type",
+    "client_id",
+    "client_secret",
+    "grant_type",
+}
+
+
+def _check_url(value: str, option: str) -> None:
+    """An https URL with a host and a valid port, or a ConfigError."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"not a valid URL: {value!r} ({exc})", where=option) from exc
+    if not parts.hostname:
+        raise ConfigError(f"not a valid URL: {value!r} (no host)", where=option)
 
 
 def _check_ca_bundle(path: Path) -> None:
@@ -345,6 +403,15 @@ ENGINE_OPTION_NAMES = tuple(
 CONFIG_META_KEY = "webid_agent.config"
 
 
+def finite(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback refusing nan and infinities (FloatRange lets nan pass)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 def config_default(name: str, fallback: Any = None) -> Callable[[], Any]:
     """A click default that reads ``name`` from the ``--config`` file, if any."""
 
@@ -444,6 +511,11 @@ def settings_from_options(
     """
     opts = {k: v for k, v in options.items() if v not in (None, "", ())}
     client_id = str(opts.get("client_id", ""))
+    if client_id and opts.get("client_id_file"):
+        raise ConfigError(
+            "give the client id once: a value or a file, not both",
+            where="--client-id/--client-id-file",
+        )
     if not client_id and opts.get("client_id_file"):
         path = Path(str(opts["client_id_file"]))
         try:

@@ -59,7 +59,7 @@ from agent.contract import (
 )
 from agent.engine import TokenEngine
 from agent.errors import ConfigError, StsError, TokenFileError
-from agent.logsetup import register_secret
+from agent.logsetup import redact, register_secret
 from agent.server import Request, Response, parse_listen
 from agent.tokenfile import write_atomic
 
@@ -392,7 +392,7 @@ class CredentialsEndpoint:
             except StsError as exc:
                 self._sts_calls.labels(result="failure").inc()
                 with self._lock:
-                    self._last_error = exc.format()
+                    self._last_error = redact(exc.format())
                 raise
             self._sts_calls.labels(result="success").inc()
             self._expiry.set(creds.expiration)
@@ -460,7 +460,10 @@ class CredentialsEndpoint:
                 creds = self.refresh(unless_fresh=True)
             except StsError as exc:
                 log.warning("no credentials to serve: %s", exc.format())
-                body = {"error": "credentials unavailable", "detail": exc.format()}
+                body = {
+                    "error": "credentials unavailable",
+                    "detail": redact(exc.format()),
+                }
                 return Response(503, json.dumps(body).encode() + b"\n")
         return Response(200, json.dumps(creds.container()).encode() + b"\n")
 

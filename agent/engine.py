@@ -33,6 +33,7 @@ from agent.errors import (
     TokenRejected,
     WebIdError,
 )
+from agent.logsetup import redact
 from agent.metrics import EngineMetrics
 from agent.providers import Provider, make_provider
 from agent.tokenfile import write_atomic
@@ -177,7 +178,7 @@ class TokenEngine:
             result = "idp_error"
         self.metrics.refreshes.labels(result=result).inc()
         with self._lock:
-            self._last_error = exc.format()
+            self._last_error = redact(exc.format())
             self._failures += 1
         self.is_ready()
 

@@ -1,4 +1,5 @@
-"""The HTTP session every IdP call goes through: pinned CA, bounded timeouts.
+"""The HTTP session every IdP call goes through: pinned CA, bounded timeouts,
+and no redirects for requests that carry a credential.
 
 ``requests`` lets ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` override a
 session's ``verify`` whenever a call does not pass one itself (msal does not).
@@ -47,6 +48,10 @@ class PinnedSession(requests.Session):
     ) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
+        if method.upper() == "POST":
+            # a token request carries the client's credential: never let a
+            # redirect send it to another address
+            kwargs["allow_redirects"] = False
         return super().request(method, url, *args, **kwargs)
 
 

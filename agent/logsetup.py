@@ -27,11 +27,17 @@ _lock = threading.Lock()
 
 
 def register_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (short values are ignored)."""
+    """Mask ``value`` in every log line from now on (short values are ignored).
+
+    The forms in which a request carries it are masked too (form- and
+    URL-encoded), since an IdP may echo a request back in an error.
+    """
+    from urllib.parse import quote, quote_plus
+
     value = value.strip()
     if len(value) >= 6:
         with _lock:
-            _secrets.add(value)
+            _secrets.update({value, quote(value, safe=""), quote_plus(value)})
             for line in value.splitlines():
                 if len(line.strip()) >= 16:
                     _secrets.add(line.strip())

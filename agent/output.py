@@ -58,6 +58,8 @@ def write_output(text: str, target: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    # write through a symlink, like a shell redirection, keeping the link
+    target = target.resolve() if target.is_symlink() else target
     try:
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
         write_atomic(target, text, mode=mode)

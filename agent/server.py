@@ -149,7 +149,7 @@ class HealthServer:
         body = {
             "ready": status.ready,
             "expires_at": int(status.token.expires_at) if status.token else None,
-            "last_error": status.last_error,
+            "last_error": status.last_error,  # redacted where it is recorded
             "consecutive_failures": status.consecutive_failures,
         }
         return Response(200 if status.ready else 503, json.dumps(body).encode() + b"\n")

@@ -43,6 +43,7 @@ from agent import (
     WorkloadEnv,
     __version__,
     config_default,
+    finite,
     idp_options,
     merge_env,
     render_yaml,
@@ -180,14 +181,16 @@ def _sidecar_spec(options: dict[str, Any]) -> tuple[SidecarSpec, dict[str, Path]
 )
 @click.option(
     "--first-token-timeout",
-    type=float,
+    type=click.FloatRange(1, 3600),
+    callback=finite,
     default=60.0,
     show_default=True,
     help="Seconds to wait for the sidecar's first token.",
 )
 @click.option(
     "--stop-grace",
-    type=float,
+    type=click.FloatRange(0, 3600),
+    callback=finite,
     default=10.0,
     show_default=True,
     help="Seconds an app may ignore a forwarded signal before it is stopped.",

@@ -304,3 +304,29 @@ def test_basic_auth_echoed_by_the_idp_is_redacted(
     from agent.logsetup import redact
 
     assert echoed not in redact(info.value.format())
+
+
+def test_a_redirected_token_request_is_not_followed(
+    make_settings: Callable[..., Settings], idp_double: IdpDouble
+) -> None:
+    elsewhere = idp_double.server.url_for("/elsewhere")
+    idp_double.then(answer(307, "", Location=elsewhere))
+    engine = TokenEngine(make_settings(auth_method="client_secret_post"))
+
+    with pytest.raises(IdpError, match="HTTP 307"):
+        engine.refresh()
+    assert [form for _, form, _ in idp_double.requests] == [
+        idp_double.requests[0][1]
+    ]  # one request only: the secret went nowhere else
+
+
+def test_readiness_never_shows_a_token_from_an_error(
+    engine: TokenEngine, idp_double: IdpDouble
+) -> None:
+    token = idp_double.make_token()
+    idp_double.then(answer(400, json.dumps({"error": f"bad token {token}"})))
+
+    with pytest.raises(IdpError):
+        engine.refresh()
+    assert engine.status().last_error is not None
+    assert token not in engine.status().last_error

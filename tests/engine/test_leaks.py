@@ -87,3 +87,15 @@ def test_short_values_are_not_registered() -> None:
     register_secret("abc")
 
     assert redact("abc def") == "abc def"
+
+
+@pytest.mark.parametrize("secret", ['p@ss w+rd/"x&y=z-long', "plain-secret-value"])
+def test_encoded_forms_of_a_secret_are_masked(secret: str) -> None:
+    from urllib.parse import quote, quote_plus
+
+    register_secret(secret)
+
+    for form in (secret, quote(secret, safe=""), quote_plus(secret)):
+        assert redact(f"echo: client_secret={form}&x=1") == (
+            "echo: client_secret=[redacted]&x=1"
+        )

@@ -65,3 +65,15 @@ def test_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     write_output("héllo\n", None)
 
     assert capsys.readouterr().out == "héllo\n"
+
+
+def test_a_symlinked_target_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.yaml"
+    real.write_text("old\n")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(real)
+
+    write_output("new\n", link)
+
+    assert link.is_symlink()
+    assert real.read_text() == "new\n"
