@@ -23,6 +23,7 @@ from typing import Any
 from agent import InputError
 from injectors.kubernetes.options import InjectorConfig, PodDefaults
 from injectors.kubernetes.patch import plan_pod
+from injectors.kubernetes.safeinput import compose_documents
 
 __all__ = ["InjectResult", "inject_documents", "load_documents"]
 
@@ -54,31 +55,11 @@ class InjectResult:
 def load_documents(text: str, *, source: str) -> list[tuple[int, Any]]:
     """Parse multi-document YAML into ``(first line, document)`` pairs.
 
-    Empty documents (a stray ``---``) are dropped; a YAML error names the line.
+    Empty documents (a stray ``---``) are dropped; a YAML error, a
+    self-referencing anchor, nesting or alias expansion beyond the limits of
+    :mod:`injectors.kubernetes.safeinput` name the line.
     """
-    import yaml
-
-    # libyaml's parser when PyYAML was built with it: same nodes and marks,
-    # about ten times faster than the pure-Python one
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
-    documents: list[tuple[int, Any]] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            documents.append(
-                (node.start_mark.line + 1, loader.construct_document(node))
-            )
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"not valid YAML: {problem}", where=where) from exc
-    finally:
-        loader.dispose()
-    return [(line, doc) for line, doc in documents if doc is not None]
+    return compose_documents(text, source=source, error=InputError)
 
 
 def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any]]]:
