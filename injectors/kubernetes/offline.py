@@ -62,14 +62,27 @@ def load_documents(text: str, *, source: str) -> list[tuple[int, Any]]:
     return compose_documents(text, source=source, error=InputError)
 
 
-def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every pod template in a document, with its JSON pointer."""
+def _templates(
+    document: Any, pointer: str, *, at: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every pod template in a document, with its JSON pointer.
+
+    ``at`` is the document's ``file:line``, for errors.
+    """
     if not isinstance(document, dict):
         return
     kind = document.get("kind")
-    if kind == "List" and isinstance(document.get("items"), list):
-        for index, item in enumerate(document["items"]):
-            yield from _templates(item, f"{pointer}/items/{index}")
+    if kind == "List":
+        items = document.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise InputError(
+                f"a List's items must be a list, got {type(items).__name__}",
+                where=f"{at} {pointer}/items",
+            )
+        for index, item in enumerate(items):
+            yield from _templates(item, f"{pointer}/items/{index}", at=at)
         return
     if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
         return
@@ -79,7 +92,9 @@ def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any
         node = node.get(key) if isinstance(node, dict) else None
         path = f"{path}/{key}"
     if not isinstance(node, dict):
-        raise InputError(f"a {kind} without a pod template", where=path or "/")
+        raise InputError(
+            f"a {kind} without a pod template", where=f"{at} {path or '/'}"
+        )
     yield path, node
 
 
@@ -114,7 +129,7 @@ def inject_documents(
 
     result = InjectResult(documents=[doc for _, doc in documents])
     for line, document in documents:
-        for pointer, template in _templates(document, ""):
+        for pointer, template in _templates(document, "", at=f"{source}:{line}"):
             # the defaults that apply to this template
             meta = document.get("metadata") or {}
             spec = template.get("spec") or {}
