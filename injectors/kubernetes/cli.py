@@ -9,7 +9,6 @@ reads ``WEBID_<NAME>`` and the same key from the global ``--config`` file.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from agent import (
-    ConfigError,
+    InputError,
     UsageError,
     __version__,
     config_default,
@@ -31,7 +30,9 @@ from injectors.kubernetes.options import (
     PodDefaults,
     load_mapping,
     parse_kubernetes_version,
+    read_mapping,
 )
+from injectors.kubernetes.safeinput import read_input
 
 __all__ = ["inject_k8s", "k8s_group", "serve_k8s"]
 
@@ -219,10 +220,7 @@ def inject_k8s(
         source=None if from_stdin else file, output=output, in_place=in_place
     )
     source = "<stdin>" if from_stdin else str(file)
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", where=source) from exc
+    text = read_input(file, where=source, error=InputError)
 
     # inject and print
     result = inject_documents(
@@ -243,14 +241,17 @@ def inject_k8s(
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
-    rendered = yaml.dump_all(
-        result.documents,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=4096,
-    )
+    try:
+        rendered = yaml.dump_all(
+            result.documents,
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=4096,
+        )
+    except RecursionError:
+        raise InputError("nested too deeply to write back", where=source) from None
     write_output(rendered, target)
     log.info("injected %d pod template(s) from %s", len(result.injected), source)
 
@@ -455,8 +456,8 @@ def manifests(**options: Any) -> None:
     mapping_text = None
     if injection.get("mapping"):
         path = Path(injection["mapping"])
-        load_mapping(path)  # refuse a bad mapping now, not in the cluster
-        mapping_text = path.read_text(encoding="utf-8")
+        mapping_text = read_mapping(path)
+        load_mapping(path, mapping_text)  # refuse a bad mapping now, not later
     settings = ManifestSettings(
         namespace=options["namespace"],
         name=options["name"],

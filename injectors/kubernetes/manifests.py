@@ -14,6 +14,7 @@ import base64
 import datetime
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,12 @@ from typing import Any
 from agent import ConfigError, render
 from injectors.kubernetes.options import InjectorConfig
 
-__all__ = ["ManifestSettings", "build_manifests", "generate_serving_pair"]
+__all__ = [
+    "ManifestSettings",
+    "build_manifests",
+    "check_name",
+    "generate_serving_pair",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,54 @@ class ManifestSettings:
     namespace_label: str | None = None
     mapping_text: str | None = None
     forwarded: dict[str, Any] = field(default_factory=dict)
+
+
+# Kubernetes' own name rules (apimachinery validation): a namespace is an
+# RFC 1123 label; the webhook's --name also names its Service, so it must be an
+# RFC 1035 label (a letter first); Secrets and ConfigMaps take DNS subdomains
+_RFC1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_RFC1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+_NAME_RULES: dict[str, tuple[re.Pattern[str], int, str]] = {
+    "rfc1123-label": (
+        _RFC1123_LABEL,
+        63,
+        "lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    "rfc1035-label": (
+        _RFC1035_LABEL,
+        63,
+        "lowercase letters, digits and '-', starting with a letter and ending"
+        " with a letter or digit",
+    ),
+    "subdomain": (
+        _SUBDOMAIN,
+        253,
+        "lowercase letters, digits, '-' and '.', each dot-separated part"
+        " starting and ending with a letter or digit",
+    ),
+}
+
+
+def check_name(value: str, *, rule: str, where: str) -> None:
+    """Raise ConfigError naming ``where`` unless ``value`` is a valid name."""
+    pattern, limit, wanted = _NAME_RULES[rule]
+    if not value:
+        raise ConfigError("must not be empty", where=where)
+    if len(value) > limit:
+        raise ConfigError(f"{value!r} is longer than {limit} characters", where=where)
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"{value!r} is not a valid name: {wanted}", where=where)
+
+
+def _check_names(settings: ManifestSettings) -> None:
+    check_name(settings.namespace, rule="rfc1123-label", where="--namespace")
+    check_name(settings.name, rule="rfc1035-label", where="--name")
+    # derived names: the mapping ConfigMap and the TLS Secret
+    check_name(f"{settings.name}-mapping", rule="subdomain", where="--name")
+    check_name(settings.tls_secret, rule="subdomain", where="--tls-secret")
 
 
 def _b64(data: bytes) -> str:
@@ -106,10 +160,11 @@ def generate_serving_pair(
             names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             names.append(x509.DNSName(name))
+    # X.509 caps the CN at 64 characters; clients check the full SANs
     cert = (
         x509.CertificateBuilder()
         .subject_name(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])])
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0][:64])])
         )
         .issuer_name(ca_name)
         .public_key(key.public_key())
@@ -165,6 +220,7 @@ def build_manifests(
     *, config: InjectorConfig, settings: ManifestSettings
 ) -> tuple[str, list[str]]:
     """The install YAML and warnings for the user (stderr)."""
+    _check_names(settings)
     warnings: list[str] = []
     version = config.kubernetes_version
     if version is not None and version < (1, 16):

@@ -23,6 +23,7 @@ from typing import Any
 from agent import InputError
 from injectors.kubernetes.options import InjectorConfig, PodDefaults
 from injectors.kubernetes.patch import plan_pod
+from injectors.kubernetes.safeinput import compose_documents
 
 __all__ = ["InjectResult", "inject_documents", "load_documents"]
 
@@ -54,41 +55,34 @@ class InjectResult:
 def load_documents(text: str, *, source: str) -> list[tuple[int, Any]]:
     """Parse multi-document YAML into ``(first line, document)`` pairs.
 
-    Empty documents (a stray ``---``) are dropped; a YAML error names the line.
+    Empty documents (a stray ``---``) are dropped; a YAML error, a
+    self-referencing anchor, nesting or alias expansion beyond the limits of
+    :mod:`injectors.kubernetes.safeinput` name the line.
     """
-    import yaml
-
-    # libyaml's parser when PyYAML was built with it: same nodes and marks,
-    # about ten times faster than the pure-Python one
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
-    documents: list[tuple[int, Any]] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            documents.append(
-                (node.start_mark.line + 1, loader.construct_document(node))
-            )
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"not valid YAML: {problem}", where=where) from exc
-    finally:
-        loader.dispose()
-    return [(line, doc) for line, doc in documents if doc is not None]
+    return compose_documents(text, source=source, error=InputError)
 
 
-def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every pod template in a document, with its JSON pointer."""
+def _templates(
+    document: Any, pointer: str, *, at: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every pod template in a document, with its JSON pointer.
+
+    ``at`` is the document's ``file:line``, for errors.
+    """
     if not isinstance(document, dict):
         return
     kind = document.get("kind")
-    if kind == "List" and isinstance(document.get("items"), list):
-        for index, item in enumerate(document["items"]):
-            yield from _templates(item, f"{pointer}/items/{index}")
+    if kind == "List":
+        items = document.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise InputError(
+                f"a List's items must be a list, got {type(items).__name__}",
+                where=f"{at} {pointer}/items",
+            )
+        for index, item in enumerate(items):
+            yield from _templates(item, f"{pointer}/items/{index}", at=at)
         return
     if not isinstance(kind, str) or kind not in TEMPLATE_PATHS:
         return
@@ -98,7 +92,9 @@ def _templates(document: Any, pointer: str) -> Iterator[tuple[str, dict[str, Any
         node = node.get(key) if isinstance(node, dict) else None
         path = f"{path}/{key}"
     if not isinstance(node, dict):
-        raise InputError(f"a {kind} without a pod template", where=path or "/")
+        raise InputError(
+            f"a {kind} without a pod template", where=f"{at} {path or '/'}"
+        )
     yield path, node
 
 
@@ -133,7 +129,7 @@ def inject_documents(
 
     result = InjectResult(documents=[doc for _, doc in documents])
     for line, document in documents:
-        for pointer, template in _templates(document, ""):
+        for pointer, template in _templates(document, "", at=f"{source}:{line}"):
             # the defaults that apply to this template
             meta = document.get("metadata") or {}
             spec = template.get("spec") or {}

@@ -29,6 +29,7 @@ from agent import (
     InputError,
     __version__,
 )
+from injectors.kubernetes.safeinput import compose_documents, read_input
 
 __all__ = [
     "ANNOTATION_KEYS",
@@ -229,22 +230,24 @@ def _mapping_entry(value: Any, *, where: str) -> dict[str, str]:
     return entry
 
 
-def load_mapping(path: Path) -> PodDefaults:
-    """Read and check a mapping file; raise ConfigError naming file and key."""
-    import yaml
+def read_mapping(path: Path) -> str:
+    """The mapping file's text; any read or decoding error is a ConfigError."""
+    return read_input(path, where=str(path), error=ConfigError)
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+
+def load_mapping(path: Path, text: str | None = None) -> PodDefaults:
+    """Read and check a mapping file; raise ConfigError naming file and key.
+
+    ``text`` is the file's content when the caller has already read it.
+    """
+    if text is None:
+        text = read_mapping(path)
+    documents = compose_documents(text, source=str(path), error=ConfigError)
+    if len(documents) > 1:
         raise ConfigError(
-            f"cannot read mapping file: {exc.strerror}", where=str(path)
-        ) from exc
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"not valid YAML: {exc}", where=where) from exc
+            "expected one YAML document", where=f"{path}:{documents[1][0]}"
+        )
+    data = (documents[0][1] if documents else None) or {}
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping at the top level", where=str(path))
     unknown = set(data) - {"defaults", "namespaces", "serviceAccounts"}
@@ -321,6 +324,10 @@ class MappingStore:
                 )
                 if self.on_error:
                     self.on_error(exc.format())
+            except Exception:  # a loader bug must not stop admissions either
+                log.exception("mapping file not reloaded, keeping the last good one")
+                if self.on_error:
+                    self.on_error(f"{self.path}: cannot be loaded")
             else:
                 log.info("mapping file reloaded: %s", self.path)
         return self._mapping

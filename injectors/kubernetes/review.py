@@ -4,7 +4,8 @@
 status, the response body and an :class:`Outcome` for logs and metrics. It
 never raises:
 
-- a body that is not an AdmissionReview with a request uid: HTTP 400 and a
+- a body that is not an AdmissionReview with a request uid, or JSON nested
+  deeper than :data:`~injectors.kubernetes.safeinput.MAX_DEPTH`: HTTP 400 and a
   JSON ``{"error": ...}`` (the API server then applies the failurePolicy);
 - a review for something other than a Pod CREATE: allowed unchanged, with a
   warning when the webhook's rules must be wrong;
@@ -29,6 +30,7 @@ from typing import Any, TypedDict
 from agent import ConfigError, InputError
 from injectors.kubernetes.options import InjectorConfig, PodDefaults
 from injectors.kubernetes.patch import plan_pod
+from injectors.kubernetes.safeinput import MAX_DEPTH, depth_exceeds
 
 __all__ = ["API_VERSIONS", "Outcome", "Reviewer"]
 
@@ -99,6 +101,10 @@ class Reviewer:
             review = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return _bad_request("request body is not JSON")
+        except RecursionError:
+            return _bad_request(f"JSON nested deeper than {MAX_DEPTH} levels")
+        if depth_exceeds(review):
+            return _bad_request(f"JSON nested deeper than {MAX_DEPTH} levels")
         if not isinstance(review, dict):
             return _bad_request("expected a JSON object (an AdmissionReview)")
         api_version = review.get("apiVersion")

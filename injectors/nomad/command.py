@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,23 +61,64 @@ def _check(request: Request) -> None:
         )
 
 
+# far above real job files; a bigger or endless input (/dev/zero) is refused
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+# JSON nesting beyond this is refused before the injector recurses into it
+MAX_DEPTH = 200
+
+
 def _read(path: Path) -> str:
     try:
-        # bytes, then decode: keep CRLF line endings exactly as they are
-        return path.read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise InputError("not a regular file", where=str(path))
+            data = handle.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
         raise InputError("file not found", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", where=str(path)) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot read: {exc.strerror or exc}", where=str(path)
+        ) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(
+            f"larger than the {MAX_INPUT_BYTES >> 20} MiB input limit", where=str(path)
+        )
+    try:
+        # bytes, then decode: keep CRLF line endings exactly as they are
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)
+        ) from None
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether lists and objects nest deeper than :data:`MAX_DEPTH`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if not isinstance(item, list):
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _load_json(text: str, *, path: str) -> JobDocument:
+    deep = f"JSON nested deeper than {MAX_DEPTH} levels"
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"JSON syntax error: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}"
         ) from None
+    except RecursionError:
+        raise InputError(deep, where=path) from None
+    if _too_deep(data):
+        raise InputError(deep, where=path)
     return job_of(data, path=path)
 
 
@@ -132,7 +175,10 @@ def execute(request: Request, config: InjectConfig) -> None:
     needs_api = request.mode != "local" or (not is_json and request.fmt == "json")
 
     if not needs_api and not is_json:
-        hcl = inject_hcl(text, path=path, config=config, snippets=snippets)
+        try:
+            hcl = inject_hcl(text, path=path, config=config, snippets=snippets)
+        except RecursionError:
+            raise InputError("HCL nested too deeply", where=path) from None
         _warn(hcl.warnings)
         _write(request, hcl.text)
         return
@@ -148,7 +194,10 @@ def execute(request: Request, config: InjectConfig) -> None:
     if is_json:
         doc = _load_json(text, path=path)
     else:
-        static = static_structure(parse_hcl(text, path=path))
+        try:
+            static = static_structure(parse_hcl(text, path=path))
+        except RecursionError:
+            raise InputError("HCL nested too deeply", where=path) from None
         why = ""
         if request.mode == "local":
             why = "writing HCL as JSON needs the Nomad API (its parse endpoint)"

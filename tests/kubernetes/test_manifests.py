@@ -155,3 +155,50 @@ def test_bad_ca_file_is_a_config_error(tmp_path: Path) -> None:
             catch_exceptions=False,
         )
     assert "not a PEM certificate" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "needle"),
+    [
+        (["--name", ""], "--name", "must not be empty"),
+        (["--name", "Webhook"], "--name", "not a valid name"),
+        (["--name", "9-webhook"], "--name", "not a valid name"),  # Service name
+        (["--name", "web.hook"], "--name", "not a valid name"),
+        (["--name", "webhook-"], "--name", "not a valid name"),
+        (["--name", "w" * 64], "--name", "longer than 63"),
+        (["--namespace", "Bad_NS!"], "--namespace", "not a valid name"),
+        (["--namespace", ""], "--namespace", "must not be empty"),
+        (["--namespace", "n" * 64], "--namespace", "longer than 63"),
+        (["--namespace", "-ns"], "--namespace", "not a valid name"),
+        (["--tls-secret", "a..b"], "--tls-secret", "not a valid name"),
+        (["--tls-secret", "TLS"], "--tls-secret", "not a valid name"),
+    ],
+)
+def test_invalid_names_are_refused_naming_the_option(
+    args: list[str], option: str, needle: str
+) -> None:
+    from agent import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        CliRunner().invoke(
+            cli,
+            ["k8s", "manifests", *FLAGS, "--failure-policy", "Fail", *args],
+            catch_exceptions=False,
+        )
+    assert caught.value.where == option
+    assert needle in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--name", "w" * 63, "--namespace", "9" * 63],
+        ["--name", "a", "--namespace", "a", "--tls-secret", "certs.example-1"],
+    ],
+    ids=["longest", "shortest"],
+)
+def test_valid_names_pass(args: list[str]) -> None:
+    docs, _ = manifests("--failure-policy", "Fail", *args)
+    assert docs["Service"]["metadata"]["name"] == args[1]
+    assert docs["Service"]["metadata"]["namespace"] == args[3]

@@ -122,7 +122,23 @@ def test_mapping_file_applies_offline(run: Callable[..., Any], tmp_path: Path) -
             "    webid-agent.io/role-arn: nope\nspec:\n  containers: [{name: a}]\n",
             "pod.yaml:4 /metadata/annotations/webid-agent.io~1role-arn",
         ),
-        ("kind: Deployment\nspec: {}\n", "a Deployment without a pod template"),
+        (
+            "kind: Deployment\nspec: {}\n",
+            "pod.yaml:1 /spec/template: a Deployment without a pod template",
+        ),
+        (
+            "kind: ConfigMap\n---\nkind: CronJob\nspec: {jobTemplate: {spec: {}}}\n",
+            "pod.yaml:3 /spec/jobTemplate/spec/template: a CronJob without",
+        ),
+        ("kind: List\nitems: 5\n", "pod.yaml:1 /items: a List's items must be"),
+        (
+            "kind: List\nitems:\n- kind: List\n  items: {a: 1}\n",
+            "pod.yaml:1 /items/0/items: a List's items must be a list, got dict",
+        ),
+        (
+            "kind: List\nitems:\n- kind: Job\n  spec: {template: []}\n",
+            "pod.yaml:1 /items/0/spec/template: a Job without a pod template",
+        ),
     ],
 )
 def test_bad_input_is_one_line_with_file_and_line(
