@@ -74,6 +74,7 @@ _EXPORTS = {
     "output_options": "agent.output",
     "output_target": "agent.output",
     "write_output": "agent.output",
+    "read_input": "agent.output",
 }
 
 __all__ = [
@@ -131,6 +132,7 @@ __all__ = [
     "output_options",
     "output_target",
     "write_output",
+    "read_input",
 ]
 
 if TYPE_CHECKING:
@@ -186,7 +188,7 @@ if TYPE_CHECKING:
         UsageError,
         WebIdError,
     )
-    from agent.output import output_options, output_target, write_output
+    from agent.output import output_options, output_target, read_input, write_output
     from agent.plugins import InjectorPlugin
     from agent.sidecar import SidecarSpec
     from agent.templating import render, render_json, render_yaml

@@ -1,12 +1,16 @@
-"""Where an injector's result goes: standard output, ``-o FILE`` or the input.
+"""An inject command's input and output: read safely, written whole.
 
-Every ``inject`` command offers the same two options and the same promise: the
-input file is changed only with ``--in-place``, and a file is written whole
-(atomically, keeping an existing file's mode) or not at all.
+Input is UTF-8 text from a regular file or standard input, at most
+:data:`MAX_INPUT_BYTES` (an endless ``/dev/zero`` or a FIFO cannot hang a
+command). Output goes to standard output, ``-o FILE`` or the input itself:
+the input file is changed only with ``--in-place``, and a file is written
+whole (atomically, keeping an existing file's mode) or not at all.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +18,25 @@ from typing import Any, TypeVar
 
 import click
 
-from agent.errors import ConfigError, RuntimeFailure, TokenFileError
+from agent.errors import (
+    ConfigError,
+    InputError,
+    RuntimeFailure,
+    TokenFileError,
+    WebIdError,
+)
 from agent.tokenfile import write_atomic
 
-__all__ = ["output_options", "output_target", "write_output"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "output_options",
+    "output_target",
+    "read_input",
+    "write_output",
+]
+
+# far above any real manifest, job or Compose file
+MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,3 +87,39 @@ def write_output(text: str, target: Path | None) -> None:
         raise RuntimeFailure(
             f"cannot write output: {message}", where=str(target)
         ) from exc
+
+
+def read_input(
+    path: Path,
+    *,
+    where: str | None = None,
+    error: type[WebIdError] = InputError,
+) -> str:
+    """The UTF-8 text of a regular file (or standard input for ``-``), capped.
+
+    Line endings are kept as they are. Any read or decoding problem is raised
+    as ``error`` naming ``where`` (the path by default).
+    """
+    where = where or str(path)
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise error("not a regular file", where=where)
+                data = handle.read(MAX_INPUT_BYTES + 1)
+    except FileNotFoundError:
+        raise error("file not found", where=where) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", where=where) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise error(
+            f"larger than the {MAX_INPUT_BYTES >> 20} MiB input limit", where=where
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=where
+        ) from None

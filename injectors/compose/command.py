@@ -14,12 +14,12 @@ import click
 
 from agent import (
     ConfigError,
-    InputError,
     __version__,
     config_default,
     engine_options,
     output_options,
     output_target,
+    read_input,
     settings_from_options,
     write_output,
 )
@@ -113,17 +113,7 @@ def inject_compose(
             where="--client-secret-env",
         )
     settings = settings_from_options(options, default_token_file=None)
-    try:
-        text = compose_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not UTF-8 text (byte {exc.start}): a Compose file must be UTF-8",
-            where=str(compose_file),
-        ) from exc
-    except OSError as exc:
-        raise InputError(
-            f"cannot read: {exc.strerror}", where=str(compose_file)
-        ) from exc
+    text = read_input(compose_file)
     result = inject(
         text,
         source=str(compose_file),

@@ -22,6 +22,7 @@ from agent import (
     config_default,
     output_options,
     output_target,
+    read_input,
     table_options,
     write_output,
 )
@@ -32,7 +33,6 @@ from injectors.kubernetes.options import (
     parse_kubernetes_version,
     read_mapping,
 )
-from injectors.kubernetes.safeinput import read_input
 
 __all__ = ["inject_k8s", "k8s_group", "serve_k8s"]
 

@@ -28,8 +28,9 @@ from agent import (
     ConfigError,
     InputError,
     __version__,
+    read_input,
 )
-from injectors.kubernetes.safeinput import compose_documents, read_input
+from injectors.kubernetes.safeinput import compose_documents
 
 __all__ = [
     "ANNOTATION_KEYS",

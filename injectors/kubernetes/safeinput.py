@@ -4,8 +4,8 @@ Every input the Kubernetes injector takes (a manifest, the mapping file, an
 AdmissionReview) goes through here, so that hostile input is refused with a
 one-line error instead of a hang, a traceback or a crashed process:
 
-- at most :data:`MAX_INPUT_BYTES` (64 MiB) are read, and only from a regular
-  file or stdin (``/dev/zero`` or a FIFO would never end);
+- input is read with the engine's ``read_input``: at most 64 MiB, and only
+  from a regular file or stdin (``/dev/zero`` or a FIFO would never end);
 - YAML is composed from parser events without recursion, refusing nesting
   deeper than :data:`MAX_DEPTH`, an alias that refers to its own anchor (a
   self-referencing, infinitely deep document) and aliases that expand a
@@ -19,10 +19,6 @@ hundreds of nodes, not a million.
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
-from pathlib import Path
 from typing import Any
 
 from agent import WebIdError
@@ -30,43 +26,14 @@ from agent import WebIdError
 __all__ = [
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
-    "MAX_INPUT_BYTES",
     "compose_documents",
     "depth_exceeds",
-    "read_input",
 ]
 
-MAX_INPUT_BYTES = 64 * 1024 * 1024
 # stays well below Python's recursion limit, which the YAML representer and
 # the patch code (a few frames per level) must not reach
 MAX_DEPTH = 200
 MAX_ALIAS_NODES = 1_000_000
-
-
-def read_input(path: Path, *, where: str, error: type[WebIdError]) -> str:
-    """The UTF-8 text of a regular file (or stdin for ``-``), size-capped.
-
-    Any read or decoding problem is raised as ``error`` naming ``where``.
-    """
-    limit = MAX_INPUT_BYTES
-    try:
-        if str(path) == "-":
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            with open(path, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise error("not a regular file", where=where)
-                data = handle.read(limit + 1)
-    except OSError as exc:
-        raise error(f"cannot read: {exc.strerror or exc}", where=where) from None
-    if len(data) > limit:
-        raise error(f"larger than the {limit >> 20} MiB input limit", where=where)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=where
-        ) from None
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
-from agent import InputError, UsageError, output_target, write_output
+from agent import InputError, UsageError, output_target, read_input, write_output
 
 from .api import NomadApi, NomadSettings, check_parse_result, format_plan
 from .hclinject import inject_hcl, static_structure
@@ -61,35 +59,13 @@ def _check(request: Request) -> None:
         )
 
 
-# far above real job files; a bigger or endless input (/dev/zero) is refused
-MAX_INPUT_BYTES = 64 * 1024 * 1024
 # JSON nesting beyond this is refused before the injector recurses into it
 MAX_DEPTH = 200
 
 
 def _read(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise InputError("not a regular file", where=str(path))
-            data = handle.read(MAX_INPUT_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError("file not found", where=str(path)) from None
-    except OSError as exc:
-        raise InputError(
-            f"cannot read: {exc.strerror or exc}", where=str(path)
-        ) from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise InputError(
-            f"larger than the {MAX_INPUT_BYTES >> 20} MiB input limit", where=str(path)
-        )
-    try:
-        # bytes, then decode: keep CRLF line endings exactly as they are
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"not UTF-8 text (byte {exc.start} cannot be decoded)", where=str(path)
-        ) from None
+    # bytes, then decode (in read_input): CRLF line endings stay as they are
+    return read_input(path)
 
 
 def _too_deep(value: Any) -> bool:

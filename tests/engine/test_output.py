@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError, RuntimeFailure
-from agent.output import output_target, write_output
+from agent.errors import ConfigError, InputError, RuntimeFailure
+from agent.output import output_target, read_input, write_output
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,35 @@ def test_a_symlinked_target_is_written_through(tmp_path: Path) -> None:
 
     assert link.is_symlink()
     assert real.read_text() == "new\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d, "Is a directory"),
+        (lambda d: d / "missing", "file not found"),
+        (lambda d: Path("/dev/zero"), "not a regular file"),
+    ],
+)
+def test_read_input_refuses_what_it_cannot_read(
+    tmp_path: Path, make: Any, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        read_input(make(tmp_path))
+
+
+def test_read_input_caps_the_size_and_checks_the_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 2048)
+    latin = tmp_path / "latin"
+    latin.write_bytes(b"caf\xe9\r\n")
+    monkeypatch.setattr("agent.output.MAX_INPUT_BYTES", 1024)
+
+    with pytest.raises(InputError, match="1024|MiB input limit"):
+        read_input(big)
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        read_input(latin)
+    latin.write_bytes(b"caf\xc3\xa9\r\n")
+    assert read_input(latin) == "café\r\n"  # line endings kept

@@ -18,7 +18,6 @@ import yaml
 
 from agent import ConfigError
 from agent.cli import main
-from injectors.kubernetes import safeinput
 from injectors.kubernetes.options import InjectorConfig, MappingStore, load_mapping
 from injectors.kubernetes.review import Reviewer
 
@@ -112,7 +111,7 @@ def test_invalid_yaml_in_mapping_names_file_and_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "needle"),
-    [(".", "Is a directory"), ("missing.yaml", "No such file"), ("/dev/zero", "")],
+    [(".", "Is a directory"), ("missing.yaml", "file not found"), ("/dev/zero", "")],
 )
 def test_unreadable_mapping_is_a_config_error(
     name: str, needle: str, tmp_path: Path
@@ -183,7 +182,7 @@ def test_non_regular_files_are_refused(path: str, run: Runner) -> None:
 def test_oversized_input_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Runner
 ) -> None:
-    monkeypatch.setattr(safeinput, "MAX_INPUT_BYTES", 1024)
+    monkeypatch.setattr("agent.output.MAX_INPUT_BYTES", 1024)
     path = tmp_path / "big.yaml"
     path.write_text(POD + "#" * 2048 + "\n")
     _one_line_error(run("inject", "k8s", str(path), *FLAGS), "input limit")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from injectors.nomad import command
 from tests.nomad.helpers import Run
 
 HCL_BLOCKS = 'job "x" {\n' + "x {\n" * 3000 + "}\n" * 3001
@@ -50,7 +49,7 @@ def test_non_regular_files_are_refused(path: str, inject: Callable[..., Run]) ->
 def test_oversized_job_is_refused(
     tmp_path: Path, inject: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(command, "MAX_INPUT_BYTES", 1024)
+    monkeypatch.setattr("agent.output.MAX_INPUT_BYTES", 1024)
     path = tmp_path / "big.json"
     path.write_text('{"Job": {}}' + " " * 2048)
     run = inject(path)
