@@ -126,6 +126,8 @@ def _calling(what: str, address: str, *, hint: str = "") -> Iterator[None]:
         raise RuntimeFailure(f"not found: {_body(exc)}", where=where) from None
     except nex.BaseNomadException as exc:
         cause = getattr(exc, "nomad_resp", None)
+        if getattr(cause, "webid_redirect", False):
+            raise RuntimeFailure(str(cause), where=where) from None
         if isinstance(cause, requests.RequestException):
             raise RuntimeFailure(
                 f"cannot reach Nomad: {_unreachable(cause)}{hint}", where=where
@@ -168,6 +170,7 @@ class NomadApi:
                 where="--nomad-client-cert/--nomad-client-key",
             )
         self.client = nomad.Nomad(
+            session=_session_without_redirects(),
             address=self.address,
             token=settings.token,
             namespace=settings.namespace,
@@ -295,3 +298,30 @@ def format_plan(plan: dict[str, Any]) -> str:
     for name in sorted(failed):
         lines.append(f"! placement of group {name!r} would fail")
     return "\n".join(lines) + "\n"
+
+
+def _session_without_redirects() -> Any:
+    """A requests session that never follows a redirect.
+
+    Every call carries the ACL token in ``X-Nomad-Token``, a header requests
+    keeps on a redirect to another host; an answer that redirects is refused.
+    """
+    import requests
+
+    class NoRedirects(requests.Session):
+        def request(  # type: ignore[override]
+            self, method: str, url: str, *args: Any, **kwargs: Any
+        ) -> requests.Response:
+            kwargs["allow_redirects"] = False
+            response = super().request(method, url, *args, **kwargs)
+            if response.is_redirect:
+                refused = requests.exceptions.InvalidURL(
+                    f"Nomad answered {response.status_code} redirecting to"
+                    f" {response.headers.get('Location', '?')}; not followed, since"
+                    " the request carries the ACL token: use that address"
+                )
+                refused.webid_redirect = True  # type: ignore[attr-defined]
+                raise refused
+            return response
+
+    return NoRedirects()

@@ -396,3 +396,20 @@ def test_help_says_hcl_to_json_needs_nomad(webid: Webid) -> None:
     run = webid("inject", "nomad", "--help")
     assert run.code == 0
     assert "HCL to JSON needs the Nomad API" in " ".join(run.out.split())
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_with_the_token(
+    webid: Webid, nomad_env: HTTPServer, status: int
+) -> None:
+    elsewhere = nomad_env.url_for("/elsewhere/v1/jobs/parse")
+    _expect(nomad_env, "POST", "/v1/jobs/parse").respond_with_data(
+        "", status=status, headers={"Location": elsewhere}
+    )
+
+    run = _inject(webid, N02, "--plan")
+
+    assert run.code == 1
+    assert f"redirecting to {elsewhere}; not followed" in run.err
+    assert NOMAD_TOKEN not in run.err
+    assert [req.path for req, _ in nomad_env.log] == ["/v1/jobs/parse"]
