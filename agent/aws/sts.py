@@ -349,7 +349,7 @@ def assume_role_with_web_identity(
         code = str(error.get("Code", "Unknown"))
         meta = exc.response.get("ResponseMetadata", {})
         headers = {k.lower(): v for k, v in meta.get("HTTPHeaders", {}).items()}
-        detail = str(error.get("Message", "")).strip()
+        detail = " ".join(str(error.get("Message", "")).split())  # one line
         message = explain_refusal(
             code,
             detail,
