@@ -262,7 +262,7 @@ class Settings:
                 " (credentials never go on the command line)",
                 where="--extra-param",
             )
-        _check_url(self.authority, "--authority")
+        check_url(self.authority, "--authority")
         if self.provider == "entra" and not (self.scopes or self.audience):
             raise ConfigError(
                 "entra needs --scope or --audience (e.g. api://my-app/.default)",
@@ -281,8 +281,8 @@ RESERVED_PARAMS = {
 }
 
 
-def _check_url(value: str, option: str) -> None:
-    """An https URL with a host and a valid port, or a ConfigError."""
+def check_url(value: str, option: str) -> None:
+    """A URL with a host and a valid port, or a ConfigError naming ``option``."""
     from urllib.parse import urlsplit
 
     try:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from agent.errors import StsError
+from agent.config import check_url
+from agent.errors import ConfigError, StsError
 from agent.logsetup import register_secret
 
 __all__ = [
@@ -316,6 +317,8 @@ def assume_role_with_web_identity(
     # build an unsigned client for the chosen endpoint
     endpoint = resolve_endpoint_url(endpoint_url)
     where = endpoint or f"sts.{region or 'default region'}"
+    if endpoint:
+        check_url(endpoint, "--sts-endpoint-url")
     try:
         session = botocore.session.Session()
         region_name = region or session.get_config_variable("region") or DEFAULT_REGION
@@ -331,7 +334,10 @@ def assume_role_with_web_identity(
             ),
         )
     except (BotoCoreError, ValueError) as exc:
-        raise StsError(f"cannot set up the STS client: {exc}", where=where) from exc
+        # botocore refuses a malformed region or endpoint here: bad input
+        raise ConfigError(
+            f"cannot set up the STS client: {exc}", where="--region/--sts-endpoint-url"
+        ) from exc
     where = str(client.meta.endpoint_url)
 
     # call AssumeRoleWithWebIdentity

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import TOKEN_DIR, DockerFailure, SidecarSpec, render_yaml
+from agent import TOKEN_DIR, ConfigError, DockerFailure, SidecarSpec, render_yaml
 
 __all__ = ["CREDENTIALS_DIR", "LABEL_MANAGED", "LABEL_SESSION", "Session"]
 
@@ -81,6 +81,12 @@ class Session:
                 " or pass --image",
                 where="--image",
             ) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 400:
+                raise ConfigError(
+                    f"not a valid image reference: {self.image!r}", where="--image"
+                ) from exc
+            raise DockerFailure(f"the Docker engine failed: {exc}") from exc
         except docker.errors.DockerException as exc:
             raise DockerFailure(f"cannot reach the Docker engine: {exc}") from exc
 

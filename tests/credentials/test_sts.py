@@ -21,7 +21,7 @@ from agent.aws.sts import (
     format_expiration,
     parse_expiration,
 )
-from agent.errors import StsError
+from agent.errors import ConfigError, StsError
 
 from .conftest import ROLE_ARN, CountingSts, fake_jwt, sts_error_xml
 
@@ -231,3 +231,20 @@ def test_credentials_json_shapes() -> None:
         "RoleArn": "arn:assumed",
     }
     assert Credentials.from_dict(creds.to_dict()) == creds
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [("us east", None), (None, "http://127.0.0.1:99999")],
+)
+def test_malformed_region_or_endpoint_is_bad_input(
+    region: str | None, endpoint: str | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        assume_role_with_web_identity(
+            "header.payload.signature",
+            "arn:aws:iam::111122223333:role/x",
+            region=region or "us-east-1",
+            endpoint_url=endpoint,
+        )
+    assert info.value.exit_code == 2

@@ -263,3 +263,18 @@ def test_empty_secret_file_is_refused_before_any_container(
     assert "client secret file is empty" in result.stderr
     assert str(secret_file) in result.stderr
     assert leftovers() == []
+
+
+def test_invalid_image_reference_is_bad_input(
+    wrapper: Callable[..., list[str]],
+    app_image: str,
+    leftovers: Callable[[], list[str]],
+) -> None:
+    argv = wrapper()
+    argv[argv.index("--image") + 1] = "UPPER:bad"
+
+    result = run([*argv, "--rm", "--network", "host", app_image, "true"])
+
+    assert result.returncode == 2
+    assert "--image: not a valid image reference: 'UPPER:bad'" in result.stderr
+    assert leftovers() == []
