@@ -38,18 +38,17 @@ MAX_ALIAS_NODES = 1_000_000
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether parsed JSON nests lists and objects deeper than ``limit``."""
+    if not isinstance(value, dict | list):
+        return False
+    # only containers are visited: scalars, most of a review, cost one check
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
     return False
 
 
