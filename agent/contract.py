@@ -6,7 +6,7 @@ Injectors and workloads rely on these; change one only with a changelog entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "ANNOTATION_PREFIX",
@@ -82,12 +82,17 @@ class EnvMerge:
 
     added: dict[str, str]
     kept: dict[str, str]
+    differing: dict[str, str] = field(default_factory=dict)
 
     def warnings(self, where: str) -> list[str]:
-        """One line per variable the workload already set and keeps."""
+        """One line per variable the workload sets to a value of its own.
+
+        A variable already holding the value webid-agent would set (a second
+        injection) is kept silently.
+        """
         return [
             f"{where}: keeps its own {name} (webid-agent would have set it)"
-            for name in self.kept
+            for name in self.differing
         ]
 
 
@@ -98,4 +103,5 @@ def merge_env(existing: Mapping[str, object], wanted: Mapping[str, str]) -> EnvM
     """
     added = {k: v for k, v in wanted.items() if k not in existing}
     kept = {k: str(existing[k]) for k in wanted if k in existing}
-    return EnvMerge(added=added, kept=kept)
+    differing = {k: v for k, v in kept.items() if v != wanted[k]}
+    return EnvMerge(added=added, kept=kept, differing=differing)

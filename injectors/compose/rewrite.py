@@ -433,14 +433,7 @@ def _merge_env(
         else _env_names(environment, source=source, path=path, where=at)
     )
     merge = merge_env(present, wanted)
-    differing = {k for k, v in merge.kept.items() if v != wanted[k]}
-    warnings.extend(
-        line
-        for line, key in zip(
-            merge.warnings(f"{at}: service {name}"), merge.kept, strict=True
-        )
-        if key in differing
-    )
+    warnings.extend(merge.warnings(f"{at}: service {name}"))
     if not merge.added:
         return
     if environment is None:

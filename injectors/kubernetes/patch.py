@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-from agent import TOKEN_DIR, InputError
+from agent import TOKEN_DIR, InputError, merge_env
 from injectors.kubernetes.fragments import Fragments, fragments
 from injectors.kubernetes.options import (
     MARKER_ANNOTATION,
@@ -258,15 +258,10 @@ def _workload_ops(
         if not isinstance(entry.get("name"), str):
             raise InputError("env entry without a name", where=f"{pointer}/env/{index}")
         present[entry["name"]] = entry.get("value", entry.get("valueFrom"))
-    missing = []
-    for entry in frag.workload_env:
-        if entry["name"] not in present:
-            missing.append(entry)
-        elif present[entry["name"]] != entry.get("value"):
-            warnings.append(
-                f"container {name}: keeps its own {entry['name']}"
-                " (webid-agent would have set it)"
-            )
+    wanted = {entry["name"]: str(entry["value"]) for entry in frag.workload_env}
+    merge = merge_env(present, wanted)
+    warnings.extend(merge.warnings(f"container {name}"))
+    missing = [entry for entry in frag.workload_env if entry["name"] in merge.added]
     _append(ops, env, f"{pointer}/env", missing)
 
     # the token mount: skipped when the volume or the folder is mounted already

@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from agent import ENV_ROLE_ARN, EnvMerge, InputError, merge_env
+from agent import ENV_ROLE_ARN, InputError, merge_env
 
 from .hclsource import Attribute, Block, HclSource, layout_problems, parse_hcl
 from .options import (
@@ -451,10 +451,8 @@ class _HclInjector:
 
         # what to add, what the task keeps (and whether it differs from ours)
         wanted = {str(e["name"]): _hcl_value(e) for e in entries}
-        merge = merge_env(existing, wanted)
-        differing = {k: v for k, v in merge.kept.items() if v.strip() != wanted[k]}
-        if differing:
-            self.warnings.extend(EnvMerge(added={}, kept=differing).warnings(where))
+        merge = merge_env({k: str(v).strip() for k, v in existing.items()}, wanted)
+        self.warnings.extend(merge.warnings(where))
         added = [e for e in entries if e["name"] in merge.added]
         if not added:
             return

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import EnvMerge, InputError, merge_env
+from agent import InputError, merge_env
 
 from .options import (
     META_MODE_KEY,
@@ -344,9 +344,7 @@ class _JsonInjector:
 
         wanted = {str(e["name"]): str(e["value"]) for e in entries}
         merge = merge_env(existing, wanted)
-        differing = {k: v for k, v in merge.kept.items() if v != wanted[k]}
-        if differing:
-            self.warnings.extend(EnvMerge(added={}, kept=differing).warnings(where))
+        self.warnings.extend(merge.warnings(where))
         if merge.added:
             added = [e for e in entries if e["name"] in merge.added]
             rendered = self.snippets.data("env.json.j2", {**context, "entries": added})
